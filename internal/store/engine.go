@@ -1,0 +1,302 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/certsrv/certsrv/internal/wal"
+)
+
+// pendingItem is an appended record waiting for the applier, and the
+// channel its writer waits on.
+type pendingItem struct {
+	item
+	done chan error
+}
+
+// commit is the write path: append o durably to the log (group commit),
+// hand it to the applier and wait until it is applied. It returns the
+// record's LSN. A failure after the record may have reached the log fails
+// the database, because the database would otherwise diverge from the log.
+func (d *DB) commit(ctx context.Context, o op) (uint64, error) {
+	t := o.recordType()
+	lsn, err := d.log.Append(ctx, t, encodeOp(o))
+	if err != nil {
+		err = fmt.Errorf("append %s record: %w", TypeName(t), err)
+		// A done context or an oversized payload is refused before the
+		// record is queued: nothing reached the log.
+		if ctx.Err() == nil && !errors.Is(err, wal.ErrTooLarge) {
+			d.fail(err)
+		}
+		return 0, err
+	}
+	p := &pendingItem{item: item{lsn: lsn, typ: t, op: o}, done: make(chan error, 1)}
+	d.applyCh <- p
+	if err := <-p.done; err != nil {
+		return lsn, err
+	}
+	return lsn, nil
+}
+
+// runApplier is the one goroutine that applies live records to SQLite,
+// strictly in LSN order: records arrive out of order from concurrent
+// appenders, wait in a pending set, and the contiguous run after
+// applied_lsn is applied in one transaction, after which its writers are
+// woken.
+func (d *DB) runApplier() {
+	defer close(d.applierDone)
+	pending := make(map[uint64]*pendingItem)
+	var (
+		batch   []item
+		waiters []*pendingItem
+	)
+	for {
+		if _, ready := pending[d.applied.Load()+1]; !ready {
+			select {
+			case p := <-d.applyCh:
+				pending[p.lsn] = p
+			case <-d.wake:
+			case <-d.applierStop:
+				for _, p := range pending {
+					p.done <- ErrClosed
+				}
+				return
+			}
+		}
+	drain:
+		for {
+			select {
+			case p := <-d.applyCh:
+				pending[p.lsn] = p
+			default:
+				break drain
+			}
+		}
+		if err := d.failure(); err != nil {
+			for lsn, p := range pending {
+				p.done <- err
+				delete(pending, lsn)
+			}
+			continue
+		}
+		batch, waiters = batch[:0], waiters[:0]
+		next := d.applied.Load() + 1
+		for len(batch) < maxApplyBatch {
+			p, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			batch = append(batch, p.item)
+			waiters = append(waiters, p)
+			next++
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		d.writeGate.Lock()
+		err := d.ac.applyBatch(context.Background(), batch)
+		if err == nil {
+			d.applied.Store(batch[len(batch)-1].lsn)
+			d.noteApplied(batch)
+		}
+		d.writeGate.Unlock()
+		if err != nil {
+			d.fail(err)
+			err = d.failure()
+			for lsn, p := range pending {
+				p.done <- err
+				delete(pending, lsn)
+			}
+		}
+		for _, w := range waiters {
+			w.done <- err
+		}
+	}
+}
+
+// noteApplied updates the in-memory state that mirrors applied records.
+func (d *DB) noteApplied(batch []item) {
+	for _, it := range batch {
+		switch o := it.op.(type) {
+		case *backupOp:
+			b := o.B
+			d.stateMu.Lock()
+			if b.Type == BackupFull {
+				d.lastFull = &b
+				d.needFull = false
+			} else {
+				d.lastIncr = &b
+			}
+			d.stateMu.Unlock()
+		case *needFullOp:
+			d.stateMu.Lock()
+			d.needFull = o.On
+			d.stateMu.Unlock()
+		}
+	}
+}
+
+// keyLocks serialise writes that touch the same request, certificate,
+// principal or singleton, from validation until the record is applied, so
+// that validation always sees every earlier record on its keys. Writes on
+// different keys run concurrently and share log fsyncs.
+type keyLocks struct {
+	mu sync.Mutex
+	m  map[string]*keyLock
+}
+
+type keyLock struct {
+	ch   chan struct{} // holds a token while locked
+	refs int
+}
+
+// lock takes the locks on keys in sorted order (no deadlock between calls
+// with overlapping keys) and returns the function that releases them.
+func (k *keyLocks) lock(ctx context.Context, keys ...string) (func(), error) {
+	keys = slices.Clone(keys)
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	held := make([]string, 0, len(keys))
+	unlock := func() {
+		for _, key := range held {
+			k.release(key, true)
+		}
+	}
+	for _, key := range keys {
+		k.mu.Lock()
+		l := k.m[key]
+		if l == nil {
+			l = &keyLock{ch: make(chan struct{}, 1)}
+			k.m[key] = l
+		}
+		l.refs++
+		k.mu.Unlock()
+		select {
+		case l.ch <- struct{}{}:
+			held = append(held, key)
+		case <-ctx.Done():
+			k.release(key, false)
+			unlock()
+			return nil, ctx.Err()
+		}
+	}
+	return unlock, nil
+}
+
+// release drops one reference to key, unlocking it if locked is true.
+func (k *keyLocks) release(key string, locked bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	l := k.m[key]
+	if locked {
+		<-l.ch
+	}
+	l.refs--
+	if l.refs == 0 {
+		delete(k.m, key)
+	}
+}
+
+// recover replays the live log after applied (soft recovery) and logs what
+// it replayed.
+func (d *DB) recover(ctx context.Context, applied uint64) error {
+	start := time.Now()
+	last := d.log.LastLSN()
+	gens := d.log.Generations()
+	oldest := gens[0]
+	if applied > last {
+		return fmt.Errorf("open database: the database is at LSN %d but the log in %s ends at LSN %d: %w",
+			applied, d.opts.LogDir, last, ErrLogBehind)
+	}
+	if applied+1 < oldest.BaseLSN {
+		return fmt.Errorf("open database: %w", &MissingLogError{
+			Dir: d.opts.LogDir, Gen: oldest.Gen - 1, NeedLSN: applied + 1, Oldest: oldest.Gen,
+			Reason: fmt.Sprintf("the database is at LSN %d and the oldest generation present, %d, starts at LSN %d",
+				applied, oldest.Gen, oldest.BaseLSN),
+		})
+	}
+	r := newReplayer(d.ac, applied, 0, time.Time{})
+	err := r.finish(d.log.ReadFrom(ctx, applied+1, r.add))
+	if err != nil {
+		if errors.Is(err, wal.ErrMissingGeneration) {
+			var ce *wal.CorruptError
+			errors.As(err, &ce)
+			me := &MissingLogError{Dir: d.opts.LogDir, NeedLSN: r.next(), Oldest: oldest.Gen, Reason: "a generation the replay needs is absent", Err: err}
+			if ce != nil {
+				me.Gen = ce.Gen
+			}
+			return fmt.Errorf("open database: %w", me)
+		}
+		return fmt.Errorf("open database: replay: %w", err)
+	}
+	d.applied.Store(r.applied)
+	res := r.res
+	res.AppliedLSN = r.applied
+	d.recovery = res
+	if res.Records > 0 {
+		d.logger.Info("soft recovery replayed log records",
+			"records", res.Records, "first_lsn", res.FirstLSN, "last_lsn", res.LastLSN,
+			"first_gen", res.FirstGen, "last_gen", res.LastGen, "duration", time.Since(start))
+	} else {
+		d.logger.Info("soft recovery: nothing to replay", "applied_lsn", applied, "duration", time.Since(start))
+	}
+	return nil
+}
+
+// runBackground backfills the SQLite WAL into the database file every
+// sqlCheckpointTick (paused while a snapshot is pinned) and takes periodic
+// checkpoints.
+func (d *DB) runBackground() {
+	defer close(d.bgDone)
+	tick := time.NewTicker(sqlCheckpointTick)
+	defer tick.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-d.bgStop:
+			return
+		case <-tick.C:
+		}
+		if d.failure() != nil {
+			continue
+		}
+		if d.pins.Load() == 0 {
+			d.sqlCkptMu.Lock()
+			if d.pins.Load() == 0 {
+				if _, _, _, err := d.sqliteCheckpoint(context.Background(), "PASSIVE"); err != nil {
+					d.logger.Warn("SQLite checkpoint failed", "err", err)
+				}
+			}
+			d.sqlCkptMu.Unlock()
+		}
+		due := d.opts.CheckpointInterval > 0 && time.Since(last) >= d.opts.CheckpointInterval
+		if !due {
+			d.stateMu.Lock()
+			gen := d.ckpt.Gen
+			d.stateMu.Unlock()
+			due = d.log.Current() >= gen+uint32(d.opts.CheckpointGenerations)
+		}
+		if due {
+			if err := d.checkpoint(context.Background()); err != nil {
+				d.logger.Warn("periodic checkpoint failed", "err", err)
+			}
+			last = time.Now()
+		}
+	}
+}
+
+// sqliteCheckpoint runs PRAGMA wal_checkpoint(mode) on the checkpoint
+// connection and returns SQLite's answer: whether it was blocked, the frames
+// in the WAL and the frames backfilled. The caller holds sqlCkptMu.
+func (d *DB) sqliteCheckpoint(ctx context.Context, mode string) (busy bool, walFrames, done int64, err error) {
+	var b int64
+	if err := d.ckConn.QueryRowContext(ctx, "PRAGMA wal_checkpoint("+mode+")").Scan(&b, &walFrames, &done); err != nil {
+		return false, 0, 0, fmt.Errorf("SQLite checkpoint (%s): %w", mode, err)
+	}
+	return b != 0, walFrames, done, nil
+}

@@ -1,0 +1,199 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+)
+
+// snapshotFenceTimeout bounds how long the fence waits for SQLite readers
+// that still need WAL frames before the WAL can be fully backfilled.
+const snapshotFenceTimeout = 10 * time.Second
+
+// Snapshot is a consistent image of the database file as of log position
+// LSN, readable while writers continue. Its bytes are the first Size bytes
+// of the live database file, which SQLite does not change while the
+// snapshot's read transaction pins them (see doc.go). The copy's meta table
+// holds LSN and the signatures. Close releases the pin; until then the
+// SQLite WAL grows, so callers must close snapshots they abandon.
+type Snapshot struct {
+	d    *DB
+	lsn  uint64
+	size int64
+	sigs Signatures
+	f    *os.File
+	pin  *sql.Conn
+
+	mu     sync.RWMutex // ReadAt holds it shared; Close exclusively
+	closed bool
+}
+
+// Snapshot takes a snapshot. It briefly fences writers (see doc.go): with
+// the applier paused and a connection holding BEGIN IMMEDIATE, it
+// checkpoints the SQLite WAL until every frame is in the database file,
+// starts the pinning read transaction and reads applied_lsn (S) and the
+// page count inside it, then lifts the fence.
+func (d *DB) Snapshot(ctx context.Context) (*Snapshot, error) {
+	done, err := d.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	d.sqlCkptMu.Lock()
+	defer d.sqlCkptMu.Unlock()
+	d.pins.Add(1)
+	s, err := d.takeSnapshot(ctx)
+	if err != nil {
+		d.pins.Add(-1)
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	d.stateMu.Lock()
+	d.snaps[s] = struct{}{}
+	d.stateMu.Unlock()
+	return s, nil
+}
+
+func (d *DB) takeSnapshot(ctx context.Context) (_ *Snapshot, err error) {
+	// Backfill what is there before fencing, so the fenced part is short.
+	if _, _, _, err := d.sqliteCheckpoint(ctx, "PASSIVE"); err != nil {
+		return nil, err
+	}
+	pin, err := d.rdb.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pinned := false
+	defer func() {
+		if err != nil {
+			if pinned {
+				pin.ExecContext(context.Background(), "ROLLBACK")
+			}
+			pin.Close()
+		}
+	}()
+	fence, err := d.wdb.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer fence.Close()
+
+	d.writeGate.Lock()
+	start := time.Now()
+	fenced := false
+	defer func() {
+		if fenced {
+			fence.ExecContext(context.Background(), "ROLLBACK")
+		}
+		d.writeGate.Unlock()
+		d.logger.Debug("snapshot fence", "duration", time.Since(start))
+	}()
+	if _, err := fence.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return nil, fmt.Errorf("fence: %w", err)
+	}
+	fenced = true
+	for {
+		_, walFrames, done, err := d.sqliteCheckpoint(ctx, "PASSIVE")
+		if err != nil {
+			return nil, err
+		}
+		if walFrames <= 0 || walFrames == done {
+			break
+		}
+		if time.Since(start) > snapshotFenceTimeout {
+			return nil, fmt.Errorf("%d of %d WAL frames backfilled after %v: %w", done, walFrames, snapshotFenceTimeout, ErrSnapshotBusy)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := pin.ExecContext(ctx, "BEGIN"); err != nil {
+		return nil, fmt.Errorf("pin: %w", err)
+	}
+	pinned = true
+	meta, err := readMeta(ctx, pin)
+	if err != nil {
+		return nil, fmt.Errorf("pin: %w", err)
+	}
+	var pages, pageSize int64
+	if err := pin.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
+		return nil, fmt.Errorf("pin: %w", err)
+	}
+	if err := pin.QueryRowContext(ctx, "PRAGMA page_size").Scan(&pageSize); err != nil {
+		return nil, fmt.Errorf("pin: %w", err)
+	}
+	f, err := os.Open(d.opts.DBPath)
+	if err != nil {
+		return nil, err
+	}
+	s := &Snapshot{d: d, lsn: meta.AppliedLSN, size: pages * pageSize, sigs: meta.Signatures, f: f, pin: pin}
+	if fi, err := f.Stat(); err != nil || fi.Size() < s.size {
+		f.Close()
+		if err == nil {
+			err = fmt.Errorf("database file has %d bytes, the snapshot needs %d", fi.Size(), s.size)
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// LSN returns S: the snapshot reflects every log record <= S and no other.
+func (s *Snapshot) LSN() uint64 { return s.lsn }
+
+// Size returns the number of bytes of the snapshot.
+func (s *Snapshot) Size() int64 { return s.size }
+
+// Signatures returns the signatures recorded in the snapshot.
+func (s *Snapshot) Signatures() Signatures { return s.sigs }
+
+// ReadAt reads snapshot bytes at off, straight from the pinned database
+// file (io.ReaderAt; io.EOF at Size). It is safe for concurrent use and
+// fails with ErrClosed after Close.
+func (s *Snapshot) ReadAt(p []byte, off int64) (int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, ErrClosed
+	}
+	if off < 0 {
+		return 0, invalid("negative offset %d", off)
+	}
+	if off >= s.size {
+		return 0, io.EOF
+	}
+	short := false
+	if rest := s.size - off; int64(len(p)) > rest {
+		p, short = p[:rest], true
+	}
+	n, err := s.f.ReadAt(p, off)
+	if err == nil && short {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// NewReader returns a reader of the whole snapshot from its first byte.
+func (s *Snapshot) NewReader() io.Reader { return io.NewSectionReader(s, 0, s.size) }
+
+// Close releases the pin and the file. It is safe to call more than once
+// and concurrently with ReadAt; later reads fail with ErrClosed.
+func (s *Snapshot) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	err := s.f.Close()
+	if _, rerr := s.pin.ExecContext(context.Background(), "ROLLBACK"); rerr != nil && err == nil {
+		err = rerr
+	}
+	s.pin.Close()
+	s.d.pins.Add(-1)
+	s.d.stateMu.Lock()
+	delete(s.d.snaps, s)
+	s.d.stateMu.Unlock()
+	return err
+}
