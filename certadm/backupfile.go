@@ -1,0 +1,208 @@
+package certadm
+
+import (
+	"context"
+	"io"
+	"os"
+	"sync"
+
+	"google.golang.org/grpc"
+
+	certsrvv1 "github.com/certsrv/certsrv/proto/certsrv/v1"
+)
+
+// Chunk sizes for reading a backup file. The readHint of OpenFile is the
+// chunk size the server is asked to send, clamped to MinChunkSize ..
+// MaxChunkSize; zero means DefaultChunkSize.
+const (
+	MinChunkSize     = 64 << 10
+	MaxChunkSize     = 4 << 20
+	DefaultChunkSize = 1 << 20
+)
+
+// chunkSize clamps a read hint; readHint must not be negative.
+func chunkSize(readHint int) int32 {
+	switch {
+	case readHint == 0:
+		return DefaultChunkSize
+	case readHint < MinChunkSize:
+		return MinChunkSize
+	case readHint > MaxChunkSize:
+		return MaxChunkSize
+	}
+	return int32(readHint)
+}
+
+// BackupFile is a file of a backup session opened for reading
+// (CertSrvBackupOpenFile, CertSrvBackupRead, CertSrvBackupClose). It is an
+// io.ReadCloser whose content arrives as one stream of chunks from the
+// server. Read returns io.EOF only after exactly Size bytes arrived and the
+// server ended the stream without an error; a stream that ends early fails
+// with ErrTruncatedFile, one that skips or repeats bytes or sends more than
+// Size fails with ErrInvalidData, and a log generation that fails the
+// server's verification while it is served fails with ErrLogFileCorrupt.
+// Errors are sticky: every later Read returns the same error. A BackupFile
+// is for one goroutine at a time.
+type BackupFile struct {
+	b      *BackupContext
+	name   string
+	size   int64
+	op     string
+	ctx    context.Context // derived from the OpenFile context; cancel ends the stream
+	cancel context.CancelFunc
+	chunk  int32
+	stream grpc.ServerStreamingClient[certsrvv1.FileChunk] // nil until the first Read
+
+	buf  []byte // received, not yet returned
+	next int64  // offset of the next byte the stream must deliver
+	done bool   // the stream ended cleanly after Size bytes
+	err  error  // sticky
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// OpenFile opens name, exactly as DatabaseNames or BackupLogs listed it
+// (CertSrvBackupOpenFile). The first Read starts the stream of its content. readHint is the chunk
+// size in bytes to ask for; it is clamped to MinChunkSize .. MaxChunkSize
+// and 0 means DefaultChunkSize, while a negative readHint gives
+// ErrInvalidArg. ctx governs the whole life of the file: cancelling it ends
+// the stream and later Reads fail. One file may be open at a time; opening
+// a second before closing the first gives ErrAlreadyOpen. The caller must
+// Close the file.
+func (b *BackupContext) OpenFile(ctx context.Context, name string, readHint int) (*BackupFile, error) {
+	op := "open " + name
+	if readHint < 0 {
+		return nil, newError(condInvalidArg, op, "negative read hint %d", readHint)
+	}
+	if err := b.active(op); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	if b.open != nil {
+		other := b.open.name
+		b.mu.Unlock()
+		return nil, newError(condAlreadyOpen, op, "%s is still open; close it first", other)
+	}
+	b.mu.Unlock()
+	r, err := b.c.backup.OpenFile(ctx, &certsrvv1.OpenFileRequest{SessionId: b.id, Name: name})
+	if err != nil {
+		return nil, fromRPC(ctx, op, err)
+	}
+	if r.GetSize() < 0 {
+		return nil, newError(condInvalidData, op, "server announced size %d", r.GetSize())
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	f := &BackupFile{b: b, name: name, size: r.GetSize(), op: "read " + name, ctx: sctx, cancel: cancel, chunk: chunkSize(readHint)}
+	b.mu.Lock()
+	b.open = f
+	b.mu.Unlock()
+	return f, nil
+}
+
+// Name returns the name the file was opened with.
+func (f *BackupFile) Name() string { return f.name }
+
+// Size returns the file's size in bytes as the server announced it at open.
+// Reading the file to io.EOF delivers exactly this many bytes.
+func (f *BackupFile) Size() int64 { return f.size }
+
+// Offset returns the number of bytes received from the server so far.
+func (f *BackupFile) Offset() int64 { return f.next - int64(len(f.buf)) }
+
+// fill makes buf non-empty, or returns io.EOF at a verified end, or the
+// sticky error.
+func (f *BackupFile) fill() error {
+	for len(f.buf) == 0 {
+		if f.err != nil {
+			return f.err
+		}
+		if f.done {
+			return io.EOF
+		}
+		if f.stream == nil {
+			stream, err := f.b.c.backup.ReadFile(f.ctx, &certsrvv1.ReadFileRequest{SessionId: f.b.id, ChunkSize: f.chunk})
+			if err != nil {
+				f.err = fromRPC(f.ctx, f.op, err)
+				return f.err
+			}
+			f.stream = stream
+		}
+		chunk, err := f.stream.Recv()
+		switch {
+		case err == io.EOF && f.next == f.size:
+			f.done = true
+			return io.EOF
+		case err == io.EOF:
+			f.err = newError(condTruncated, f.op, "stream ended after %d of %d bytes", f.next, f.size)
+		case err != nil:
+			f.err = fromRPC(f.ctx, f.op, err)
+		case chunk.GetOffset() != f.next:
+			f.err = newError(condInvalidData, f.op, "chunk at offset %d, expected offset %d", chunk.GetOffset(), f.next)
+		case int64(len(chunk.GetData())) > f.size-f.next:
+			f.err = newError(condInvalidData, f.op, "chunk of %d bytes at offset %d runs past the announced size %d", len(chunk.GetData()), f.next, f.size)
+		default:
+			f.buf = chunk.GetData()
+			f.next += int64(len(f.buf))
+		}
+	}
+	return nil
+}
+
+// Read reads up to len(p) bytes (CertSrvBackupRead). It returns io.EOF
+// only at the verified end of the file; see BackupFile for the errors.
+func (f *BackupFile) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if err := f.fill(); err != nil {
+		return 0, err
+	}
+	n := copy(p, f.buf)
+	f.buf = f.buf[n:]
+	return n, nil
+}
+
+// WriteTo writes the rest of the file to w without an intermediate copy,
+// so io.Copy uses it. It returns the number of bytes written and nil at the
+// verified end of the file, or the first error from the stream or from w.
+func (f *BackupFile) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		if err := f.fill(); err == io.EOF {
+			return total, nil
+		} else if err != nil {
+			return total, err
+		}
+		n, err := w.Write(f.buf)
+		total += int64(n)
+		f.buf = f.buf[n:]
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// Close ends the stream and closes the file on the server
+// (CertSrvBackupClose), bounded by 30 seconds. Closing a file before its
+// end is allowed, but the server then refuses TruncateLogs and End does not
+// record the backup. Close after Close returns nil; Read after Close fails.
+func (f *BackupFile) Close() error {
+	f.closeOnce.Do(func() {
+		f.cancel()
+		f.buf = nil
+		if f.err == nil {
+			f.err = newError(condSequence, f.op, "%w", os.ErrClosed)
+		}
+		f.b.mu.Lock()
+		if f.b.open == f {
+			f.b.open = nil
+		}
+		f.b.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(f.ctx), closeTimeout)
+		defer cancel()
+		_, err := f.b.c.backup.CloseFile(ctx, f.b.session())
+		f.closeErr = fromRPC(ctx, "close "+f.name, err)
+	})
+	return f.closeErr
+}
