@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/certsrv/certsrv/certadm"
+	"github.com/certsrv/certsrv/internal/fsutil"
+)
+
+func newKeyBackupCmd(a *app) *cobra.Command {
+	var passwordFile string
+	cmd := &cobra.Command{
+		Use:   "backup DIR --password-file F",
+		Short: "Write the CA key and chain to DIR/<CA>.p12 (Operator)",
+		Long: `Export the CA key and chain as a PKCS#12 file encrypted with the password
+in F (its first line; a trailing newline is not part of it) and write it to
+DIR/<CA name>.p12, mode 0600, atomically. The key is never part of a
+database backup; keep this file apart from it.`,
+		Args: cobra.ExactArgs(1),
+		RunE: a.action(func(ctx context.Context, args []string) error {
+			if passwordFile == "" {
+				return usagef("--password-file is required")
+			}
+			b, err := readInput(passwordFile)
+			if err != nil {
+				return err
+			}
+			password := trimPassword(b)
+			if password == "" {
+				return usagef("password file %s is empty", passwordFile)
+			}
+			dir := args[0]
+			return a.withClient(ctx, func(c *certadm.Client) error {
+				p12, name, err := c.BackupKey(ctx, password)
+				if err != nil {
+					return err
+				}
+				if name == "" || filepath.Base(name) != name {
+					return fmt.Errorf("server suggested file name %q, which is not a plain file name: %w", name, certadm.ErrInvalidData)
+				}
+				path, err := fsutil.Within(dir, name)
+				if err != nil {
+					return fmt.Errorf("server suggested file name %q: %w", name, err)
+				}
+				if err := os.MkdirAll(dir, 0o700); err != nil {
+					return fmt.Errorf("create %s: %w", dir, err)
+				}
+				if err := fsutil.WriteFileAtomic(path, p12, 0o600); err != nil {
+					return fmt.Errorf("write key backup: %w", err)
+				}
+				a.printf("wrote %s (%d bytes)\n", path, len(p12))
+				return nil
+			})
+		}),
+	}
+	cmd.Flags().StringVar(&passwordFile, "password-file", "", "file holding the PKCS#12 password (required)")
+	return cmd
+}

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	certsrvv1 "github.com/certsrv/certsrv/proto/certsrv/v1"
+
+	"github.com/certsrv/certsrv/internal/ca"
+	"github.com/certsrv/certsrv/internal/datadir"
+	"github.com/certsrv/certsrv/internal/testserver"
+)
+
+// TestInit creates a CA with every flag, checks what it prints and
+// writes, and that a second init on the same directory fails.
+func TestInit(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	passFile := filepath.Join(t.TempDir(), "pass")
+	if err := os.WriteFile(passFile, []byte("a long passphrase\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCertsrv(t, "init", "--data", data, "--name", "Example Issuing CA", "--key", "ecdsa-p384",
+		"--passphrase-file", passFile, "--listen", "127.0.0.1:9443", "--http", "127.0.0.1:9080")
+	if code != 0 {
+		t.Fatalf("init: exit %d\n%s", code, stderr)
+	}
+	for _, want := range []string{"Example Issuing CA", filepath.Join(data, "keys", "ca.crt"), filepath.Join(data, "admin"), "certsrv serve --data " + data} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("init output lacks %q:\n%s", want, stdout)
+		}
+	}
+	dir, _ := datadir.New(data)
+	cfg, err := dir.LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.CAName != "Example Issuing CA" || cfg.KeyType != "ecdsa-p384" || cfg.Listen != "127.0.0.1:9443" ||
+		cfg.HTTPListen != "127.0.0.1:9080" || cfg.BaseURL != "http://127.0.0.1:9080" {
+		t.Fatalf("configuration: %+v", cfg)
+	}
+	keyPEM, err := os.ReadFile(dir.CAKeyPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ca.ParsePrivateKey(keyPEM, nil); err == nil {
+		t.Fatal("the CA key opened without the passphrase")
+	}
+	if _, err := ca.ParsePrivateKey(keyPEM, []byte("a long passphrase")); err != nil {
+		t.Fatalf("the CA key does not open with the passphrase (trailing newline not stripped?): %v", err)
+	}
+	if code, _, stderr := runCertsrv(t, "init", "--data", data); code != 1 || !strings.Contains(stderr, "already initialized") {
+		t.Fatalf("second init: exit %d, %q", code, stderr)
+	}
+}
+
+// TestSubordinateInstallCertAndKeyRestore makes a subordinate CA, signs
+// its request with openssl as the parent, installs the certificate,
+// serves the CA, backs its key up over the API, and restores the key with
+// certsrv key restore (refused while the server runs).
+func TestSubordinateInstallCertAndKeyRestore(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Fatalf("openssl is needed: %v", err)
+	}
+	tmp := t.TempDir()
+	parent := filepath.Join(tmp, "parent")
+	if code, _, stderr := runCertsrv(t, "init", "--data", parent, "--name", "Parent Root"); code != 0 {
+		t.Fatalf("init parent: %s", stderr)
+	}
+	sub := filepath.Join(tmp, "sub")
+	code, stdout, stderr := runCertsrv(t, "init", "--data", sub, "--name", "Sub CA", "--subordinate", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
+	if code != 0 {
+		t.Fatalf("init subordinate: %s", stderr)
+	}
+	csrPath := filepath.Join(sub, "keys", "ca.csr")
+	if !strings.Contains(stdout, csrPath) || !strings.Contains(stdout, "certsrv install-cert") {
+		t.Fatalf("subordinate init output:\n%s", stdout)
+	}
+	// The subordinate cannot serve before its certificate is installed.
+	if code, _, stderr := runCertsrv(t, "serve", "--data", sub); code != 1 || !strings.Contains(stderr, "not installed") {
+		t.Fatalf("serve before install-cert: exit %d, %q", code, stderr)
+	}
+
+	ext := filepath.Join(tmp, "ext.cnf")
+	if err := os.WriteFile(ext, []byte("basicConstraints=critical,CA:true,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	signed := filepath.Join(tmp, "sub.crt")
+	out, err := exec.Command("openssl", "x509", "-req", "-in", csrPath, "-CA", filepath.Join(parent, "keys", "ca.crt"),
+		"-CAkey", filepath.Join(parent, "keys", "ca.key"), "-CAcreateserial", "-days", "365", "-sha256",
+		"-extfile", ext, "-out", signed).CombinedOutput()
+	if err != nil {
+		t.Fatalf("openssl x509 -req: %v\n%s", err, out)
+	}
+	if code, _, stderr := runCertsrv(t, "install-cert", signed, "--chain", filepath.Join(parent, "keys", "ca.crt"), "--data", sub); code != 0 {
+		t.Fatalf("install-cert: exit %d\n%s", code, stderr)
+	}
+
+	d := startServe(t, "--data", sub, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
+	creds := filepath.Join(sub, "admin")
+	if resp := ping(t, d.admin, creds); resp.CaName != "Sub CA" {
+		t.Fatalf("Ping = %+v", resp)
+	}
+	conn, err := testserver.Dial(d.admin, creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cac, err := certsrvv1.NewAdminClient(conn).GetCACertificate(ctx, &certsrvv1.GetCACertificateRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parentPEM, _ := os.ReadFile(filepath.Join(parent, "keys", "ca.crt"))
+	parentCert, _ := pem.Decode(parentPEM)
+	if len(cac.Chain) != 1 || string(cac.Chain[0]) != string(parentCert.Bytes) {
+		t.Fatalf("GetCACertificate chain has %d certificates, want the parent", len(cac.Chain))
+	}
+	kb, err := certsrvv1.NewAdminClient(conn).BackupKey(ctx, &certsrvv1.BackupKeyRequest{Password: "backup password"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p12 := filepath.Join(tmp, kb.FileName)
+	pw := filepath.Join(tmp, "pw")
+	if err := os.WriteFile(p12, kb.Pkcs12, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pw, []byte("backup password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCertsrv(t, "key", "restore", p12, "--password-file", pw, "--data", sub); code != 1 || !strings.Contains(stderr, "in use") {
+		t.Fatalf("key restore while serving: exit %d, %q", code, stderr)
+	}
+	if code := d.stop(t); code != 0 {
+		t.Fatalf("SIGTERM exit %d", code)
+	}
+	before, _ := os.ReadFile(filepath.Join(sub, "keys", "ca.key"))
+	if code, stdout, stderr := runCertsrv(t, "key", "restore", p12, "--password-file", pw, "--data", sub); code != 0 || !strings.Contains(stdout, "Restored") {
+		t.Fatalf("key restore: exit %d\n%s%s", code, stdout, stderr)
+	}
+	bak, err := os.ReadFile(filepath.Join(sub, "keys", "ca.key.bak"))
+	if err != nil || string(bak) != string(before) {
+		t.Fatalf("the previous key was not kept as ca.key.bak: %v", err)
+	}
+	// The restored key still signs for the installed certificate: the CA
+	// starts and issues a certificate that verifies against it.
+	d2 := startServe(t, "--data", sub, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
+	conn2, err := testserver.Dial(d2.admin, creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close()
+	csr := opensslCSR(t, tmp)
+	r, err := certsrvv1.NewAdminClient(conn2).Submit(ctx, &certsrvv1.SubmitRequest{Csr: csr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued, err := x509.ParseCertificate(r.Certificate.GetDer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	subPEM, _ := os.ReadFile(filepath.Join(sub, "keys", "ca.crt"))
+	subCert, _ := pem.Decode(subPEM)
+	sc, _ := x509.ParseCertificate(subCert.Bytes)
+	if err := issued.CheckSignatureFrom(sc); err != nil {
+		t.Fatalf("certificate issued after the key restore: %v", err)
+	}
+	if code := d2.stop(t); code != 0 {
+		t.Fatalf("SIGTERM exit %d", code)
+	}
+}
+
+// opensslCSR makes a P-256 request for www.example.test with openssl.
+func opensslCSR(t *testing.T, dir string) []byte {
+	t.Helper()
+	out, err := exec.Command("openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+		"-subj", "/CN=www.example.test", "-addext", "subjectAltName=DNS:www.example.test",
+		"-keyout", filepath.Join(dir, "www.key"), "-out", filepath.Join(dir, "www.csr")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("openssl req: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "www.csr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

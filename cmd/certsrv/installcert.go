@@ -1,0 +1,52 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/certsrv/certsrv/internal/service"
+)
+
+func newInstallCertCmd(a *app) *cobra.Command {
+	var chainFile string
+	cmd := &cobra.Command{
+		Use:   "install-cert CERT",
+		Short: "Install a subordinate CA's signed certificate",
+		Long: `install-cert completes a subordinate CA made with certsrv init --subordinate:
+CERT is the certificate the parent CA issued for keys/ca.csr (PEM or DER,
+optionally followed by the chain above it); --chain names a PEM file with the
+chain when CERT does not hold it. The CA must be stopped.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := a.dir()
+			if err != nil {
+				return err
+			}
+			certPEM, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			var chainPEM []byte
+			if chainFile != "" {
+				if chainPEM, err = os.ReadFile(chainFile); err != nil {
+					return err
+				}
+			}
+			l, err := lock(dir)
+			if err != nil {
+				return err
+			}
+			defer l.Release()
+			if err := service.InstallCert(cmd.Context(), dir, certPEM, chainPEM); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "Installed the CA certificate in %s\n", dir.CACertPath())
+			fmt.Fprintf(a.stdout, "Next: certsrv serve --data %s\n", dir.Root)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&chainFile, "chain", "", "PEM file with the certificates above CERT, nearest first")
+	return cmd
+}

@@ -1,0 +1,282 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	certsrvv1 "github.com/certsrv/certsrv/proto/certsrv/v1"
+
+	"github.com/certsrv/certsrv/internal/testserver"
+)
+
+// binary is the certsrv executable TestMain builds for the tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "certsrv-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "certsrv")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// runCertsrv runs the binary to completion and returns its exit status and
+// output.
+func runCertsrv(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run certsrv %v: %v", args, err)
+	}
+	return code, stdout.String(), stderr.String()
+}
+
+// daemon is a running certsrv serve.
+type daemon struct {
+	cmd       *exec.Cmd
+	admin     string // admin API address
+	http      string // publication endpoint address
+	stderr    *syncBuffer
+	exited    chan struct{}
+	exitState *os.ProcessState
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) WriteString(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.WriteString(s)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+var listeningRE = regexp.MustCompile(`^listening on (\S+) \(admin\) (\S+) \(http\)$`)
+
+// startServe starts certsrv serve with args and waits for its "listening
+// on" line. The process is killed when the test ends if it still runs.
+func startServe(t *testing.T, args ...string) *daemon {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
+	pr, pw := io.Pipe()
+	d := &daemon{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		cmd.Wait()
+		d.exitState = cmd.ProcessState
+		pw.Close()
+		close(d.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-d.exited:
+		default:
+			cmd.Process.Kill()
+			<-d.exited
+		}
+	})
+	found := make(chan [2]string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			line := sc.Text()
+			d.stderr.WriteString(line + "\n")
+			if m := listeningRE.FindStringSubmatch(line); m != nil {
+				found <- [2]string{m[1], m[2]}
+			}
+		}
+	}()
+	select {
+	case addrs := <-found:
+		d.admin, d.http = addrs[0], addrs[1]
+	case <-d.exited:
+		t.Fatalf("certsrv serve exited early: %v\n%s", d.exitState, d.stderr)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("certsrv serve did not report its addresses\n%s", d.stderr)
+	}
+	return d
+}
+
+// stop sends SIGTERM and returns the exit status.
+func (d *daemon) stop(t *testing.T) int {
+	t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-d.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("certsrv serve did not stop after SIGTERM\n%s", d.stderr)
+	}
+	return d.exitState.ExitCode()
+}
+
+// ping calls Ping with the credential in creds at addr.
+func ping(t *testing.T, addr, creds string) *certsrvv1.PingResponse {
+	t.Helper()
+	conn, err := testserver.Dial(addr, creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := certsrvv1.NewAdminClient(conn).Ping(ctx, &certsrvv1.PingRequest{})
+	if err != nil {
+		t.Fatalf("Ping %s: %v", addr, err)
+	}
+	return resp
+}
+
+// TestServeFirstStartLockAndSIGTERM runs certsrv serve on a directory that
+// does not exist: it initializes it, reports its addresses, records the
+// admin address for certadm, answers Ping, keeps a second serve out, and
+// exits 0 on SIGTERM; a second start reuses the CA.
+func TestServeFirstStartLockAndSIGTERM(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	d := startServe(t, "--data", data, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
+	if !strings.Contains(d.stderr.String(), "initialized a new CA") {
+		t.Fatalf("first start did not say it initialized the CA:\n%s", d.stderr)
+	}
+	recorded, err := os.ReadFile(filepath.Join(data, "admin", "server"))
+	if err != nil || strings.TrimSpace(string(recorded)) != d.admin {
+		t.Fatalf("admin/server = %q (%v), want %s", recorded, err, d.admin)
+	}
+	resp := ping(t, strings.TrimSpace(string(recorded)), filepath.Join(data, "admin"))
+	if resp.State != certsrvv1.ServerState_SERVER_STATE_ONLINE || resp.CaName != "certsrv CA" || resp.Principal != "admin" {
+		t.Fatalf("Ping = %+v", resp)
+	}
+
+	code, _, stderr := runCertsrv(t, "serve", "--data", data, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
+	if code != 1 || !strings.Contains(stderr, "in use by another certsrv process") {
+		t.Fatalf("second serve: exit %d, stderr %q; want 1 and a message about the lock", code, stderr)
+	}
+	if code := d.stop(t); code != 0 {
+		t.Fatalf("exit status after SIGTERM = %d, want 0\n%s", code, d.stderr)
+	}
+
+	d2 := startServe(t, "--data", data, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
+	if strings.Contains(d2.stderr.String(), "initialized a new CA") {
+		t.Fatal("second start initialized the CA again")
+	}
+	if resp := ping(t, d2.admin, filepath.Join(data, "admin")); resp.CaName != "certsrv CA" {
+		t.Fatalf("Ping after restart = %+v", resp)
+	}
+	if code := d2.stop(t); code != 0 {
+		t.Fatalf("exit status after SIGTERM = %d, want 0", code)
+	}
+}
+
+// TestServeBackupAndServerControl checks that the daemon serves the
+// Backup service (a session can be prepared and aborted) and that
+// ServerControl(CSCONTROL_SHUTDOWN) stops it with exit status 0.
+func TestServeBackupAndServerControl(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	d := startServe(t, "--data", data, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
+	conn, err := testserver.Dial(d.admin, filepath.Join(data, "admin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bc := certsrvv1.NewBackupClient(conn)
+	prep, err := bc.BackupPrepare(ctx, &certsrvv1.BackupPrepareRequest{Type: certsrvv1.BackupType_BACKUP_TYPE_FULL})
+	if err != nil || prep.SessionId == "" {
+		t.Fatalf("BackupPrepare: %+v, %v", prep, err)
+	}
+	names, err := bc.GetDatabaseNames(ctx, &certsrvv1.SessionRequest{SessionId: prep.SessionId})
+	if err != nil || len(names.Files) != 1 || names.Files[0].Tag != 'D' {
+		t.Fatalf("GetDatabaseNames: %+v, %v", names, err)
+	}
+	if _, err := bc.End(ctx, &certsrvv1.EndRequest{SessionId: prep.SessionId, Abort: true}); err != nil {
+		t.Fatalf("End(abort): %v", err)
+	}
+	if _, err := bc.ServerControl(ctx, &certsrvv1.ServerControlRequest{Control: 1}); err != nil {
+		t.Fatalf("ServerControl: %v", err)
+	}
+	select {
+	case <-d.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("certsrv serve still runs after ServerControl\n%s", d.stderr)
+	}
+	if code := d.exitState.ExitCode(); code != 0 {
+		t.Fatalf("exit status after ServerControl = %d, want 0\n%s", code, d.stderr)
+	}
+}
+
+// TestServeRefusesStrayDirectory checks that serve does not initialize a
+// directory that holds files but no configuration.
+func TestServeRefusesStrayDirectory(t *testing.T) {
+	data := t.TempDir()
+	if err := os.WriteFile(filepath.Join(data, "something"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCertsrv(t, "serve", "--data", data, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
+	if code != 1 || !strings.Contains(stderr, "not initialized") {
+		t.Fatalf("serve on a stray directory: exit %d, %q", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(data, "certsrv.json")); err == nil {
+		t.Fatal("serve initialized a directory that was not empty")
+	}
+}
+
+// TestUsageErrors checks exit status 2 for command-line mistakes.
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"bogus"},
+		{"serve", "--bogus"},
+		{"serve", "extra"},
+		{"serve", "--listen", "no-port"},
+		{"init", "--key", "rsa-1024"},
+		{"install-cert"},
+		{"key"},
+		{"key", "restore", "file.p12"},
+		{"--log-level", "loud", "serve"},
+	} {
+		code, _, stderr := runCertsrv(t, append(args, "--data", t.TempDir())...)
+		if code != 2 {
+			t.Errorf("certsrv %q: exit %d, want 2\n%s", args, code, stderr)
+		}
+	}
+}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/certsrv/certsrv/internal/backup"
+	"github.com/certsrv/certsrv/internal/datadir"
+	"github.com/certsrv/certsrv/internal/fsutil"
+	"github.com/certsrv/certsrv/internal/server"
+	"github.com/certsrv/certsrv/internal/service"
+)
+
+// serveFlags are the flags of certsrv serve.
+type serveFlags struct {
+	listen, http, passphraseFile string
+}
+
+func newServeCmd(a *app) *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the CA: the admin API and the publication endpoint",
+		Long: `serve runs the CA until SIGINT or SIGTERM, or until an Operator or
+Administrator asks it to stop (certadm shutdown), then stops gracefully.
+
+It holds the data directory's lock while it runs, so a second serve (or an
+offline operation) on the same directory fails. On an empty or missing data
+directory it first creates a CA with the defaults, as certsrv init would;
+--listen and --http given then are written to the new configuration.
+Otherwise --listen and --http override the configuration for this run only.
+
+The bound addresses are printed to stderr as
+"listening on ADDR (admin) ADDR (http)", and the admin address is written to
+<data>/admin/server, where certadm looks for it; port 0 picks a free port.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.serve(cmd, &f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.listen, "listen", "", "admin API address (default: the configuration's, 127.0.0.1:8443)")
+	fl.StringVar(&f.http, "http", "", "publication endpoint address (default: the configuration's, 127.0.0.1:8080)")
+	fl.StringVar(&f.passphraseFile, "passphrase-file", "", "file holding the CA key's passphrase")
+	return cmd
+}
+
+func (a *app) serve(cmd *cobra.Command, f *serveFlags) error {
+	logger, err := a.logger()
+	if err != nil {
+		return err
+	}
+	dir, err := a.dir()
+	if err != nil {
+		return err
+	}
+	for flag, addr := range map[string]string{"--listen": f.listen, "--http": f.http} {
+		if _, _, err := net.SplitHostPort(addr); addr != "" && err != nil {
+			return usagef("%s %q: want host:port", flag, addr)
+		}
+	}
+	pass, err := readSecret(f.passphraseFile, "passphrase")
+	if err != nil {
+		return err
+	}
+	l, err := lock(dir)
+	if err != nil {
+		return err
+	}
+	defer l.Release()
+
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if !dir.Initialized() {
+		if err := firstStart(cmd, a, dir, f, pass); err != nil {
+			return err
+		}
+	}
+	c, err := service.Open(ctx, dir, service.OpenOptions{Passphrase: pass, Logger: logger})
+	if err != nil {
+		return fmt.Errorf("open CA in %s: %w", dir.Root, err)
+	}
+	// The server answers ServerControl itself and closes the backup
+	// service (aborting any session) before it closes the CA.
+	bsvc, err := backup.ForCA(c, backup.Options{Principal: server.PrincipalFrom, Logger: logger})
+	if err != nil {
+		c.Close()
+		return fmt.Errorf("start the backup service: %w", err)
+	}
+	srv, err := server.New(c, server.Options{
+		Listen:        f.listen,
+		HTTPListen:    f.http,
+		Logger:        logger,
+		BackupService: bsvc,
+		Version:       version,
+	})
+	if err != nil {
+		bsvc.Close()
+		c.Close()
+		return err
+	}
+	adminAddr := clientAddr(srv.Addr())
+	if err := fsutil.WriteFileAtomic(filepath.Join(dir.AdminDir(), "server"), []byte(adminAddr+"\n"), 0o644); err != nil {
+		logger.Warn("could not record the admin address for certadm", "err", err)
+	}
+	fmt.Fprintf(a.stderr, "listening on %s (admin) %s (http)\n", srv.Addr(), srv.HTTPAddr())
+	return srv.Serve(ctx)
+}
+
+// firstStart initializes an empty or missing data directory with the
+// defaults and the addresses given on the command line.
+func firstStart(cmd *cobra.Command, a *app, dir datadir.Dir, f *serveFlags, pass []byte) error {
+	entries, err := os.ReadDir(dir.Root)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() != filepath.Base(dir.LockPath()) {
+			return fmt.Errorf("%s holds files but no configuration: run certsrv init there, or use an empty directory: %w", dir.Root, datadir.ErrNotInitialized)
+		}
+	}
+	cfg := datadir.DefaultConfig(service.DefaultCAName)
+	if err := applyAddresses(&cfg, f.listen, f.http, ""); err != nil {
+		return err
+	}
+	res, err := service.Init(cmd.Context(), dir, service.InitOptions{Passphrase: pass, Config: &cfg})
+	if err != nil {
+		return fmt.Errorf("initialize %s: %w", dir.Root, err)
+	}
+	fmt.Fprintf(a.stderr, "initialized a new CA %q in %s; admin credential in %s\n", cfg.CAName, dir.Root, res.AdminDir)
+	return nil
+}
+
+// clientAddr turns a bound address into one a local client can dial: an
+// unspecified host (0.0.0.0, ::) becomes 127.0.0.1, a SAN of the server
+// certificate.
+func clientAddr(bound string) string {
+	host, port, err := net.SplitHostPort(bound)
+	if err != nil {
+		return bound
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
