@@ -22,6 +22,7 @@ var commands = []func(*app) *cobra.Command{
 	newServeCmd,
 	newInstallCertCmd,
 	newKeyCmd,
+	newCheckCmd,
 }
 
 func main() {

@@ -108,9 +108,9 @@ func crlSettingsOf(cfg *datadir.Config) (crlSettings, error) {
 // CRL's overlap, but at most half the delta validity.
 func (s crlSettings) deltaOverlap() time.Duration { return min(s.overlap, s.deltaValidity/2) }
 
-// storeOptions returns the store options for a data directory and its
+// StoreOptions returns the store options for a data directory and its
 // configuration.
-func storeOptions(dir datadir.Dir, cfg *datadir.Config, logger *slog.Logger) store.Options {
+func StoreOptions(dir datadir.Dir, cfg *datadir.Config, logger *slog.Logger) store.Options {
 	return store.Options{
 		Layout: store.Layout{
 			DBPath:  dir.DBPath(cfg.CAName),
@@ -304,7 +304,7 @@ func Open(ctx context.Context, dir datadir.Dir, opts OpenOptions) (*CA, error) {
 	if err := c.publishCACert(); err != nil {
 		return nil, err
 	}
-	c.db, err = store.Open(ctx, storeOptions(dir, cfg, logger))
+	c.db, err = store.Open(ctx, StoreOptions(dir, cfg, logger))
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}

@@ -179,7 +179,7 @@ func Init(ctx context.Context, dir datadir.Dir, opts InitOptions) (*InitResult, 
 		}
 		res.CACertPath = dir.CACertPath()
 	}
-	db, err := store.Create(ctx, storeOptions(dir, &cfg, logger))
+	db, err := store.Create(ctx, StoreOptions(dir, &cfg, logger))
 	if err != nil {
 		return nil, fmt.Errorf("init: create database: %w", err)
 	}
@@ -219,7 +219,7 @@ func Init(ctx context.Context, dir datadir.Dir, opts InitOptions) (*InitResult, 
 // checkUninitialized refuses a directory holding a configuration file, a
 // CA key, a database or a checkpoint.
 func checkUninitialized(dir datadir.Dir, cfg *datadir.Config) error {
-	st := storeOptions(dir, cfg, nil)
+	st := StoreOptions(dir, cfg, nil)
 	for _, p := range []string{dir.ConfigPath(), dir.CAKeyPath(), dir.CACertPath(), st.DBPath, st.CheckpointPath()} {
 		if _, err := os.Lstat(p); err == nil {
 			return fmt.Errorf("%s: %s exists: %w", dir.Root, p, ErrAlreadyInitialized)

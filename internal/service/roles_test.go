@@ -150,7 +150,7 @@ func TestMakeAdminCredential(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(ctx, storeOptions(dir, cfg, nil))
+	db, err := store.Open(ctx, StoreOptions(dir, cfg, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
