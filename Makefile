@@ -1,5 +1,5 @@
 # The developer loop. .ci/run calls the same commands.
-.PHONY: test vet fmt lint fuzz bench generate build
+.PHONY: test vet fmt lint fuzz bench generate build capi
 
 build:
 	go build ./...
@@ -28,3 +28,7 @@ bench:
 
 generate:
 	go generate ./proto
+
+# libcertadm.so (the certbcli.h C ABI) and the C scenario, into capi/build/.
+capi:
+	$(MAKE) -C capi

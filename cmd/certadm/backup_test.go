@@ -21,25 +21,11 @@ import (
 	"testing"
 
 	"github.com/schollz/progressbar/v3"
-	"github.com/spf13/cobra"
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/certsrv/certsrv/certadm"
 	"github.com/certsrv/certsrv/internal/backupset"
 )
-
-// withBackupCmd makes sure the command tree has the backup subcommand, so
-// these tests run whether or not main.go lists it yet.
-func withBackupCmd(t *testing.T) {
-	t.Helper()
-	a := &app{}
-	if c, _, err := newRootCmd(a).Find([]string{"backup"}); err == nil && c.Name() == "backup" {
-		return
-	}
-	saved := commands
-	commands = append(append([]func(*app) *cobra.Command(nil), commands...), newBackupCmd)
-	t.Cleanup(func() { commands = saved })
-}
 
 // bgIssuer submits certificate requests in a loop until stopped.
 type bgIssuer struct {
@@ -152,7 +138,6 @@ func sameSetDirState(t *testing.T, what string, a, b map[string][32]byte) {
 
 func TestBackupFullThenIncremental(t *testing.T) {
 	isolate(t)
-	withBackupCmd(t)
 	srv := startServer(t)
 	c := client(t, srv.Addr, srv.CredsDir)
 	conn := []string{"--server", srv.Addr, "--creds", srv.CredsDir}
@@ -277,7 +262,6 @@ func TestBackupFullThenIncremental(t *testing.T) {
 
 func TestBackupIncrementalRefusesAnotherCA(t *testing.T) {
 	isolate(t)
-	withBackupCmd(t)
 	a := startServer(t)
 	b := startServer(t)
 	dir := filepath.Join(t.TempDir(), "set")
@@ -308,7 +292,6 @@ func TestBackupIncrementalRefusesAnotherCA(t *testing.T) {
 
 func TestBackupIncrementalRefusesGap(t *testing.T) {
 	isolate(t)
-	withBackupCmd(t)
 	srv := startServer(t)
 	conn := []string{"--server", srv.Addr, "--creds", srv.CredsDir}
 	c := client(t, srv.Addr, srv.CredsDir)
@@ -332,7 +315,6 @@ func TestBackupIncrementalRefusesGap(t *testing.T) {
 
 func TestBackupFailureLeavesNoManifest(t *testing.T) {
 	isolate(t)
-	withBackupCmd(t)
 	srv := startServer(t)
 	conn := []string{"--server", srv.Addr, "--creds", srv.CredsDir}
 	c := client(t, srv.Addr, srv.CredsDir)
@@ -368,7 +350,6 @@ func TestBackupFailureLeavesNoManifest(t *testing.T) {
 
 func TestBackupWithKeyAndFlags(t *testing.T) {
 	isolate(t)
-	withBackupCmd(t)
 	srv := startServer(t)
 	conn := []string{"--server", srv.Addr, "--creds", srv.CredsDir}
 	pw := filepath.Join(t.TempDir(), "pw")

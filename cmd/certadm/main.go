@@ -38,6 +38,7 @@ var commands = []func(*app) *cobra.Command{
 	newDynamicFilesCmd,
 	newShutdownCmd,
 	newBenchCmd,
+	newBackupCmd,
 }
 
 func main() {

@@ -1,0 +1,192 @@
+package backupset
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/certsrv/certsrv/internal/fsutil"
+)
+
+// Permissions of what a set holds: the database, the logs and a key file
+// are confidential, so files are readable by the owner only.
+const (
+	filePerm = 0o600
+	dirPerm  = 0o700
+)
+
+// copyBufferSize is the buffer used to copy a source that cannot write
+// itself out (io.WriterTo); large, so that a 1 GiB database moves in few
+// system calls.
+const copyBufferSize = 4 << 20
+
+// localPath returns the path of rel (slash-separated) inside root.
+func localPath(root, rel string) (string, error) {
+	p, err := fsutil.Within(root, filepath.FromSlash(rel))
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadPath, err)
+	}
+	return p, nil
+}
+
+// ensureDir creates dir (one level below an existing directory) if it is
+// missing, and fsyncs its parent so that the new entry survives a crash.
+func ensureDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("create directory %s: %w", dir, errNotDir)
+		}
+		return nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("create directory %s: %w", dir, err)
+	}
+	if err := os.Mkdir(dir, dirPerm); err != nil {
+		return fmt.Errorf("create directory %s: %w", dir, err)
+	}
+	return fsutil.SyncDir(filepath.Dir(dir))
+}
+
+// errNotDir is the cause reported when a directory of the layout exists
+// as something else.
+var errNotDir = errors.New("exists and is not a directory")
+
+// writeFile copies exactly size bytes from r into root/rel, durably, and
+// returns the file's SHA-256, computed from the bytes as they are written.
+// rel must not exist yet.
+//
+// Steps and what a crash at each leaves behind:
+//  1. create rel.part (exclusively) and copy into it: a partial .part file,
+//     which marks the set incomplete (ErrIncomplete);
+//  2. fsync the .part file: the same;
+//  3. rename it to rel: either the .part file or rel, complete;
+//  4. fsync the directory: the rename survives a power loss.
+//
+// On error the .part file is removed and rel is not created. A source that
+// delivers fewer or more than size bytes fails with a *FileError matching
+// ErrSizeMismatch.
+func writeFile(ctx context.Context, root, rel string, r io.Reader, size int64) (digest string, err error) {
+	if size < 0 {
+		return "", fmt.Errorf("write %s: negative size %d", rel, size)
+	}
+	full, err := localPath(root, rel)
+	if err != nil {
+		return "", err
+	}
+	if err := ensureDir(filepath.Dir(full)); err != nil {
+		return "", fmt.Errorf("write %s: %w", rel, err)
+	}
+	if _, err := os.Lstat(full); err == nil {
+		return "", fmt.Errorf("write %s: %w: the file already exists", rel, ErrBadPath)
+	}
+	part := full + PartSuffix
+	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
+	if err != nil {
+		return "", fmt.Errorf("write %s: %w", rel, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(part)
+		}
+	}()
+	w := newPipeWriter(ctx, f, size)
+	_, err = io.CopyBuffer(w, r, make([]byte, copyBufferSize))
+	sum, werr := w.finish()
+	switch {
+	case errors.Is(err, errTooLong):
+		return "", &FileError{Path: rel, Want: strconv.FormatInt(size, 10) + " bytes", Got: "more", Err: ErrSizeMismatch}
+	case err != nil:
+		return "", fmt.Errorf("write %s: %w", rel, err)
+	case werr != nil:
+		return "", fmt.Errorf("write %s: %w", rel, werr)
+	case w.n < size:
+		return "", &FileError{Path: rel, Want: strconv.FormatInt(size, 10) + " bytes", Got: strconv.FormatInt(w.n, 10) + " bytes", Err: ErrTruncated}
+	}
+	if err = f.Sync(); err != nil {
+		return "", fmt.Errorf("sync %s: %w", part, err)
+	}
+	if err = f.Close(); err != nil {
+		return "", fmt.Errorf("close %s: %w", part, err)
+	}
+	if err = os.Rename(part, full); err != nil {
+		return "", fmt.Errorf("rename %s: %w", part, err)
+	}
+	if err = fsutil.SyncDir(filepath.Dir(full)); err != nil {
+		return "", err
+	}
+	return sum, nil
+}
+
+// writeManifest writes m into dir as manifest.json, replacing any manifest
+// there atomically: manifest.json.part, fsync, rename, fsync the directory.
+// A crash leaves either the old manifest (or none) or the new one, and
+// perhaps a manifest.json.part, which marks the set incomplete.
+func writeManifest(dir string, m *Manifest) ([]byte, error) {
+	b, err := marshalManifest(m)
+	if err != nil {
+		return nil, err
+	}
+	full := filepath.Join(dir, ManifestFile)
+	part := full + PartSuffix
+	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, filePerm)
+	if err != nil {
+		return nil, fmt.Errorf("write manifest: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		os.Remove(part)
+		return nil, fmt.Errorf("write manifest: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(part)
+		return nil, fmt.Errorf("sync manifest: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(part)
+		return nil, fmt.Errorf("close manifest: %w", err)
+	}
+	if err := os.Rename(part, full); err != nil {
+		os.Remove(part)
+		return nil, fmt.Errorf("rename manifest: %w", err)
+	}
+	if err := fsutil.SyncDir(dir); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// hashFile returns the size and SHA-256 of the file at p, checking ctx
+// between reads.
+func hashFile(ctx context.Context, p string) (int64, string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return 0, "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	buf := make([]byte, copyBufferSize)
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return n, "", err
+		}
+		k, err := f.Read(buf)
+		h.Write(buf[:k])
+		n += int64(k)
+		if err == io.EOF {
+			return n, hex.EncodeToString(h.Sum(nil)), nil
+		}
+		if err != nil {
+			return n, "", err
+		}
+	}
+}

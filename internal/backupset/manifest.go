@@ -1,0 +1,331 @@
+package backupset
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/certsrv/certsrv/internal/wal"
+)
+
+// ManifestFormat is the manifest format version this package writes and
+// reads.
+const ManifestFormat = 1
+
+// Names of the files and directories of a set (doc.go describes them).
+const (
+	ManifestFile = "manifest.json"
+	VerifiedFile = "verified.json"
+	DatabaseDir  = "DataBase"
+	DynamicDir   = "Dynamic"
+	ConfigDir    = "Config"
+	ConfigFile   = "certsrv.json"
+	// PartSuffix marks a file being written.
+	PartSuffix = ".part"
+)
+
+// Kind says what a file of a set is.
+type Kind string
+
+// The kinds of file in a set.
+const (
+	KindDatabase   Kind = "database"    // DataBase/<CA>.db, the snapshot
+	KindLog        Kind = "log"         // DataBase/<base><8 hex>.log
+	KindRestoreMap Kind = "restore-map" // DataBase/certbkxp.dat
+	KindDynamic    Kind = "dynamic"     // Dynamic/<name>
+	KindConfig     Kind = "config"      // Config/certsrv.json
+	KindKey        Kind = "key"         // <name>.p12
+)
+
+// BackupType is the type of one backup in a set's chain.
+type BackupType string
+
+// The backup types.
+const (
+	BackupFull     BackupType = "full"
+	BackupLogsOnly BackupType = "logs-only"
+)
+
+// Manifest is manifest.json. doc.go states every field's meaning and the
+// checksum rule.
+type Manifest struct {
+	Format   int         `json:"format"`
+	CA       CAIdentity  `json:"ca"`
+	Backups  []Backup    `json:"backups"`
+	Files    []FileEntry `json:"files"`
+	Notes    []string    `json:"notes"`
+	Checksum string      `json:"checksum"`
+}
+
+// CAIdentity names the CA and database a set belongs to.
+type CAIdentity struct {
+	Name         string `json:"name"`
+	CertSHA256   string `json:"certificate_sha256"`
+	DBSignature  string `json:"db_signature"`
+	LogSignature string `json:"log_signature"`
+	LogBase      string `json:"log_base"`
+}
+
+// Backup is one backup of a set's chain: the full backup first, then each
+// logs-only backup appended to it.
+type Backup struct {
+	Type           BackupType `json:"type"`
+	FirstGen       uint32     `json:"first_generation"`
+	LastGen        uint32     `json:"last_generation"`
+	FirstLSN       uint64     `json:"first_lsn"`
+	LastLSN        uint64     `json:"last_lsn"`
+	SnapshotLSN    uint64     `json:"snapshot_lsn"`
+	Time           time.Time  `json:"time"`
+	Server         string     `json:"server"`
+	CertsrvVersion string     `json:"certsrv_version"`
+}
+
+// FileEntry is one file of a set. Path is relative to the set directory and
+// slash-separated; Backup is the index in Manifest.Backups of the backup
+// that wrote the file.
+type FileEntry struct {
+	Path   string `json:"path"`
+	Kind   Kind   `json:"kind"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	Backup int    `json:"backup"`
+}
+
+// clone returns a deep copy of m.
+func (m *Manifest) clone() *Manifest {
+	c := *m
+	c.Backups = append([]Backup(nil), m.Backups...)
+	c.Files = append([]FileEntry(nil), m.Files...)
+	c.Notes = append([]string(nil), m.Notes...)
+	return &c
+}
+
+// LastBackup returns the newest backup of the chain.
+func (m *Manifest) LastBackup() Backup { return m.Backups[len(m.Backups)-1] }
+
+// manifestChecksum returns the checksum of the manifest whose JSON is b:
+// the lower-case hex SHA-256 of the RFC 8785 serialization of the decoded
+// JSON with the top-level "checksum" member set to "". It also returns the
+// checksum the JSON records.
+func manifestChecksum(b []byte) (computed, recorded string, err error) {
+	v, err := decodeGeneric(b)
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %v", ErrManifestFormat, err)
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return "", "", fmt.Errorf("%w: not a JSON object", ErrManifestFormat)
+	}
+	if f, ok := obj["format"].(json.Number); !ok || f.String() != fmt.Sprint(ManifestFormat) {
+		return "", "", fmt.Errorf("%w: format %v, want %d", ErrManifestFormat, obj["format"], ManifestFormat)
+	}
+	recorded, ok = obj["checksum"].(string)
+	if !ok {
+		return "", "", fmt.Errorf("%w: no string member \"checksum\"", ErrManifestFormat)
+	}
+	obj["checksum"] = ""
+	c, err := canonicalJSON(nil, obj)
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %v", ErrManifestFormat, err)
+	}
+	sum := sha256.Sum256(c)
+	return hex.EncodeToString(sum[:]), recorded, nil
+}
+
+// marshalManifest sets m.Checksum and returns the file content: indented
+// JSON with a final line feed.
+func marshalManifest(m *Manifest) ([]byte, error) {
+	if err := m.validate(); err != nil {
+		return nil, err
+	}
+	m.Checksum = ""
+	if m.Notes == nil {
+		m.Notes = []string{} // an empty array, not null
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode manifest: %w", err)
+	}
+	sum, _, err := manifestChecksum(raw)
+	if err != nil {
+		return nil, err
+	}
+	m.Checksum = sum
+	out, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode manifest: %w", err)
+	}
+	return append(out, '\n'), nil
+}
+
+// parseManifest decodes manifest.json: the format version, the checksum
+// (ErrManifestChecksum), then the fields, strictly, and their consistency
+// (ErrManifestFormat).
+func parseManifest(b []byte) (*Manifest, error) {
+	computed, recorded, err := manifestChecksum(b)
+	if err != nil {
+		return nil, err
+	}
+	if !isHexDigest(recorded) {
+		return nil, fmt.Errorf("%w: checksum %q is not 64 lower-case hex digits", ErrManifestFormat, recorded)
+	}
+	if computed != recorded {
+		return nil, fmt.Errorf("%w: manifest records %s, its content has %s", ErrManifestChecksum, recorded, computed)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var m Manifest
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrManifestFormat, err)
+	}
+	if err := m.validate(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// validate checks the manifest's own consistency: values well-formed, the
+// chain typed full then logs-only, paths fitting the layout, one database
+// and one restore map. It does not look at the files. Errors match
+// ErrManifestFormat (or ErrBadPath for a path, which also matches it).
+func (m *Manifest) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrManifestFormat, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case m.Format != ManifestFormat:
+		return bad("format %d, want %d", m.Format, ManifestFormat)
+	case m.CA.Name == "":
+		return bad("empty CA name")
+	case !isHexDigest(m.CA.CertSHA256):
+		return bad("certificate_sha256 %q is not 64 lower-case hex digits", m.CA.CertSHA256)
+	case !isHexN(m.CA.DBSignature, 16) || !isHexN(m.CA.LogSignature, 16):
+		return bad("signatures must be 32 lower-case hex digits")
+	case m.CA.LogBase == "" || strings.ContainsAny(m.CA.LogBase, "/\x00"):
+		return bad("log base %q", m.CA.LogBase)
+	case len(m.Backups) == 0:
+		return bad("no backups")
+	}
+	for i, b := range m.Backups {
+		want := BackupLogsOnly
+		if i == 0 {
+			want = BackupFull
+		}
+		switch {
+		case b.Type != want:
+			return bad("backup %d has type %q, want %q (a set is one full backup followed by logs-only backups)", i, b.Type, want)
+		case b.FirstGen == 0 || b.LastGen < b.FirstGen:
+			return bad("backup %d has generations %d..%d", i, b.FirstGen, b.LastGen)
+		case b.FirstLSN == 0 || b.LastLSN+1 < b.FirstLSN:
+			return bad("backup %d has LSNs %d..%d", i, b.FirstLSN, b.LastLSN)
+		case b.Type == BackupLogsOnly && b.SnapshotLSN != 0:
+			return bad("logs-only backup %d has a snapshot LSN", i)
+		case b.Time.IsZero():
+			return bad("backup %d has no time", i)
+		case b.LastLSN > maxSafeInteger || b.SnapshotLSN > maxSafeInteger:
+			return bad("backup %d has an LSN above 2^53-1", i)
+		}
+	}
+	seen := map[string]bool{}
+	count := map[Kind]int{}
+	for _, f := range m.Files {
+		if err := checkLayout(f.Kind, f.Path, m.CA.LogBase); err != nil {
+			return fmt.Errorf("%w: %w", ErrManifestFormat, err)
+		}
+		switch {
+		case seen[f.Path]:
+			return bad("%s listed twice", f.Path)
+		case f.Size < 0 || f.Size > maxSafeInteger:
+			return bad("%s has size %d", f.Path, f.Size)
+		case !isHexDigest(f.SHA256):
+			return bad("%s has digest %q, not 64 lower-case hex digits", f.Path, f.SHA256)
+		case f.Backup < 0 || f.Backup >= len(m.Backups):
+			return bad("%s names backup %d of %d", f.Path, f.Backup, len(m.Backups))
+		case f.Backup > 0 && f.Kind != KindLog:
+			return bad("%s (%s) written by logs-only backup %d", f.Path, f.Kind, f.Backup)
+		}
+		seen[f.Path] = true
+		count[f.Kind]++
+	}
+	switch {
+	case count[KindDatabase] != 1:
+		return bad("%d database files, want 1", count[KindDatabase])
+	case count[KindRestoreMap] != 1:
+		return bad("%d restore maps, want 1", count[KindRestoreMap])
+	case count[KindConfig] > 1:
+		return bad("%d configuration files, want at most 1", count[KindConfig])
+	case count[KindLog] == 0:
+		return bad("no log generations")
+	}
+	return nil
+}
+
+// checkLayout checks that rel is where the layout puts a file of kind k.
+// It fails with ErrBadPath.
+func checkLayout(k Kind, rel, logBase string) error {
+	bad := func(why string) error { return fmt.Errorf("%w: %s %q: %s", ErrBadPath, k, rel, why) }
+	if rel == "" || strings.HasPrefix(rel, "/") || strings.ContainsRune(rel, 0) || path.Clean(rel) != rel {
+		return bad("not a clean relative path")
+	}
+	for _, e := range strings.Split(rel, "/") {
+		if e == "" || e == "." || e == ".." || strings.HasPrefix(e, ".") {
+			return bad("empty, dot or hidden path element")
+		}
+	}
+	if strings.HasSuffix(rel, PartSuffix) {
+		return bad("names ending in " + PartSuffix + " are reserved for files being written")
+	}
+	dir, name := path.Split(rel)
+	dir = strings.TrimSuffix(dir, "/")
+	switch k {
+	case KindDatabase:
+		if dir != DatabaseDir || !strings.HasSuffix(name, ".db") {
+			return bad("want " + DatabaseDir + "/<CA name>.db")
+		}
+	case KindLog:
+		gen, ok := wal.ParseFileName(logBase, name)
+		if dir != DatabaseDir || !ok || name != wal.FileName(logBase, gen) {
+			return bad("want " + DatabaseDir + "/" + wal.FileName(logBase, 1) + " and so on")
+		}
+	case KindRestoreMap:
+		if rel != DatabaseDir+"/"+RestoreMapFile {
+			return bad("want " + DatabaseDir + "/" + RestoreMapFile)
+		}
+	case KindDynamic:
+		if dir != DynamicDir {
+			return bad("want " + DynamicDir + "/<name>")
+		}
+	case KindConfig:
+		if rel != ConfigDir+"/"+ConfigFile {
+			return bad("want " + ConfigDir + "/" + ConfigFile)
+		}
+	case KindKey:
+		if dir != "" || !strings.HasSuffix(name, ".p12") {
+			return bad("want <CA name>.p12 at the top of the set")
+		}
+	default:
+		return bad("unknown kind")
+	}
+	return nil
+}
+
+// isHexDigest reports whether s is a SHA-256 in lower-case hex.
+func isHexDigest(s string) bool { return isHexN(s, sha256.Size) }
+
+// isHexN reports whether s is n bytes in lower-case hex.
+func isHexN(s string, n int) bool {
+	if len(s) != 2*n {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}

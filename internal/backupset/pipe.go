@@ -1,0 +1,138 @@
+package backupset
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"hash"
+	"io"
+	"sync"
+)
+
+// Buffers of the copy pipeline. Write copies the caller's bytes into a free
+// buffer and returns; one goroutine writes full buffers to the file, a
+// second hashes them after the write, and the buffer goes back to the free
+// list. Receiving, writing and hashing so overlap, and a slow medium only
+// blocks the caller once every buffer is in flight.
+const (
+	pipeBuffers    = 4
+	pipeBufferSize = 4 << 20
+)
+
+// errTooLong is the internal signal that a source delivered more bytes than
+// announced.
+var errTooLong = errors.New("source longer than announced")
+
+// pipeWriter is the io.Writer writeFile copies through: it counts bytes,
+// refuses to go past limit, stops when ctx ends, and writes to w and a
+// SHA-256 through the pipeline above. It must be finished with finish.
+type pipeWriter struct {
+	ctx   context.Context
+	n     int64
+	limit int64
+
+	cur    []byte
+	free   chan []byte
+	toFile chan []byte
+	toHash chan []byte
+	done   chan struct{}
+	h      hash.Hash
+
+	mu  sync.Mutex
+	err error // the first write error
+}
+
+func newPipeWriter(ctx context.Context, w io.Writer, limit int64) *pipeWriter {
+	p := &pipeWriter{
+		ctx:    ctx,
+		limit:  limit,
+		free:   make(chan []byte, pipeBuffers),
+		toFile: make(chan []byte, pipeBuffers),
+		toHash: make(chan []byte, pipeBuffers),
+		done:   make(chan struct{}),
+		h:      sha256.New(),
+	}
+	// Small files need no large buffers.
+	size := int(min(int64(pipeBufferSize), max(limit, 1)))
+	for i := 0; i < pipeBuffers; i++ {
+		p.free <- make([]byte, 0, size)
+	}
+	go func() {
+		defer close(p.toHash)
+		for b := range p.toFile {
+			if p.failed() == nil {
+				if _, err := w.Write(b); err != nil {
+					p.fail(err)
+				}
+			}
+			p.toHash <- b
+		}
+	}()
+	go func() {
+		defer close(p.done)
+		for b := range p.toHash {
+			p.h.Write(b)
+			p.free <- b[:0]
+		}
+	}()
+	return p
+}
+
+func (p *pipeWriter) failed() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+func (p *pipeWriter) fail(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err == nil {
+		p.err = err
+	}
+}
+
+// Write queues a copy of b. It fails with the context's error, with
+// errTooLong when b would pass the limit, or with an earlier write error.
+func (p *pipeWriter) Write(b []byte) (int, error) {
+	if err := p.ctx.Err(); err != nil {
+		return 0, err
+	}
+	if err := p.failed(); err != nil {
+		return 0, err
+	}
+	if int64(len(b)) > p.limit-p.n {
+		return 0, errTooLong
+	}
+	n := len(b)
+	for len(b) > 0 {
+		if p.cur == nil {
+			p.cur = <-p.free
+		}
+		k := copy(p.cur[len(p.cur):cap(p.cur)], b)
+		p.cur = p.cur[:len(p.cur)+k]
+		b = b[k:]
+		if len(p.cur) == cap(p.cur) {
+			p.toFile <- p.cur
+			p.cur = nil
+		}
+	}
+	p.n += int64(n)
+	return n, nil
+}
+
+// finish writes and hashes what is still queued, stops the goroutines, and
+// returns the SHA-256 in lower-case hex and the first write error.
+func (p *pipeWriter) finish() (string, error) {
+	if len(p.cur) > 0 {
+		p.toFile <- p.cur
+		p.cur = nil
+	}
+	close(p.toFile)
+	<-p.done
+	if err := p.failed(); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(p.h.Sum(nil)), nil
+}

@@ -1,0 +1,291 @@
+package backupset
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/certsrv/certsrv/internal/wal"
+)
+
+// Report is what Verify found.
+type Report struct {
+	// Dir is the set directory.
+	Dir string
+	// Files and Bytes count the files the manifest lists and their sizes.
+	Files int
+	Bytes int64
+	// Backups is the number of backups in the chain.
+	Backups int
+	// FirstGen and LastGen are the log generations the set holds.
+	FirstGen, LastGen uint32
+	// SnapshotLSN is the full backup's snapshot LSN; LastLSN the last LSN
+	// the logs hold. A restore can replay through LastLSN.
+	SnapshotLSN, LastLSN uint64
+	// Problems lists every problem found, in the order found; each matches
+	// one of the package's sentinels.
+	Problems []error
+}
+
+// OK reports whether Verify found no problem.
+func (r *Report) OK() bool { return len(r.Problems) == 0 }
+
+// Verify checks the whole set against its manifest and itself, without
+// stopping at the first problem:
+//   - the manifest is unchanged since Open (ErrManifestMismatch);
+//   - the chain of backups is continuous: each logs-only backup starts at
+//     the generation and LSN after the previous backup's last, and the
+//     full backup's logs continue its snapshot (ErrChainGap);
+//   - every listed file is present and regular (ErrMissingFile), of the
+//     listed size (ErrSizeMismatch; ErrTruncated when shorter) and SHA-256
+//     (ErrDigestMismatch);
+//   - no other file is present but manifest.json and verified.json
+//     (ErrExtraFile; ErrIncomplete for *.part files);
+//   - the restore map parses (ErrBadRestoreMap);
+//   - the database's meta row carries the manifest's signatures
+//     (ErrForeignDatabase, ErrDatabase when unreadable) and the snapshot
+//     LSN the manifest records (ErrManifestMismatch);
+//   - the log generations are exactly those of the backups' ranges, without
+//     a gap (ErrChainGap), each carries the set's log-set signature
+//     (ErrForeignLog) and verifies with its chain to the one before
+//     (ErrLogCorrupt), and each backup's LSN range is what its logs hold
+//     (ErrManifestMismatch).
+//
+// A file that fails its size or digest check is not examined further. The
+// report is returned in every case; the error is a *VerifyError holding the
+// problems when there are any, or the context's error when ctx ended.
+func (s *Set) Verify(ctx context.Context) (*Report, error) {
+	m := s.m
+	rep := &Report{Dir: s.dir, Backups: len(m.Backups)}
+	problem := func(err error) { rep.Problems = append(rep.Problems, err) }
+	done := func() (*Report, error) {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		if len(rep.Problems) > 0 {
+			return rep, &VerifyError{Dir: s.dir, Problems: rep.Problems}
+		}
+		return rep, nil
+	}
+
+	raw, err := readManifestFile(filepath.Join(s.dir, ManifestFile))
+	switch {
+	case err != nil:
+		problem(fmt.Errorf("%w: %s: %v", ErrManifestMismatch, ManifestFile, err))
+		return done()
+	case !bytes.Equal(raw, s.raw):
+		if _, perr := parseManifest(raw); perr != nil {
+			problem(perr)
+		}
+		problem(fmt.Errorf("%w: %s changed since the set was opened", ErrManifestMismatch, ManifestFile))
+		return done()
+	}
+
+	verifyBackupChain(m, problem)
+
+	bad := map[string]bool{}
+	for _, f := range m.Files {
+		rep.Files++
+		rep.Bytes += f.Size
+		if err := s.verifyFile(ctx, f); err != nil {
+			if ctx.Err() != nil {
+				return done()
+			}
+			problem(err)
+			bad[f.Path] = true
+		}
+	}
+	s.findExtraFiles(problem)
+
+	if !bad[DatabaseDir+"/"+RestoreMapFile] {
+		if _, err := s.RestoreMap(); err != nil {
+			problem(err)
+		}
+	}
+	full := m.Backups[0]
+	rep.SnapshotLSN = full.SnapshotLSN
+	if db := s.Database(); !bad[db.Path] {
+		s.verifyDatabase(ctx, db, full, problem)
+	}
+	s.verifyLogs(ctx, bad, rep, problem)
+	return done()
+}
+
+// verifyBackupChain checks the manifest's chain of backups by itself.
+func verifyBackupChain(m *Manifest, problem func(error)) {
+	if err := checkSnapshotCovered(m.Backups[0]); err != nil {
+		problem(err)
+	}
+	for i := 1; i < len(m.Backups); i++ {
+		prev, b := m.Backups[i-1], m.Backups[i]
+		if b.FirstGen != prev.LastGen+1 {
+			problem(chainErr(ErrChainGap, i, b.FirstGen, "starts at generation %d but backup %d ended at generation %d",
+				b.FirstGen, i-1, prev.LastGen))
+		}
+		if b.FirstLSN != prev.LastLSN+1 {
+			problem(chainErr(ErrChainGap, i, 0, "starts at LSN %d but backup %d ended at LSN %d", b.FirstLSN, i-1, prev.LastLSN))
+		}
+	}
+}
+
+// verifyFile checks one listed file's presence, size and digest.
+func (s *Set) verifyFile(ctx context.Context, f FileEntry) error {
+	p, err := localPath(s.dir, f.Path)
+	if err != nil {
+		return &FileError{Path: f.Path, Err: err}
+	}
+	fi, err := os.Lstat(p)
+	if err != nil || !fi.Mode().IsRegular() {
+		return &FileError{Path: f.Path, Err: ErrMissingFile}
+	}
+	if fi.Size() != f.Size {
+		e := &FileError{Path: f.Path, Want: strconv.FormatInt(f.Size, 10) + " bytes", Got: strconv.FormatInt(fi.Size(), 10) + " bytes", Err: ErrSizeMismatch}
+		if fi.Size() < f.Size {
+			e.Err = ErrTruncated
+		}
+		return e
+	}
+	n, sum, err := hashFile(ctx, p)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", f.Path, err)
+	}
+	if n != f.Size {
+		return &FileError{Path: f.Path, Want: strconv.FormatInt(f.Size, 10) + " bytes", Got: strconv.FormatInt(n, 10) + " bytes read", Err: ErrSizeMismatch}
+	}
+	if sum != f.SHA256 {
+		return &FileError{Path: f.Path, Want: "SHA-256 " + f.SHA256, Got: sum, Err: ErrDigestMismatch}
+	}
+	return nil
+}
+
+// findExtraFiles reports every file in the set directory that the manifest
+// does not list.
+func (s *Set) findExtraFiles(problem func(error)) {
+	listed := make(map[string]bool, len(s.m.Files))
+	for _, f := range s.m.Files {
+		listed[f.Path] = true
+	}
+	root := filepath.Clean(s.dir)
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			problem(fmt.Errorf("%w: %v", ErrMissingFile, err))
+			return nil
+		}
+		if p == root {
+			return nil
+		}
+		rel, rerr := filepath.Rel(root, p)
+		if rerr != nil {
+			return rerr
+		}
+		rel = filepath.ToSlash(rel)
+		top := !strings.Contains(rel, "/")
+		switch {
+		case d.IsDir() && top && (rel == DatabaseDir || rel == DynamicDir || rel == ConfigDir):
+			return nil
+		case d.IsDir():
+			problem(&FileError{Path: rel + "/", Err: ErrExtraFile})
+			return filepath.SkipDir
+		case top && (rel == ManifestFile || rel == VerifiedFile):
+			return nil
+		case listed[rel]:
+			return nil
+		case strings.HasSuffix(rel, PartSuffix):
+			problem(&FileError{Path: rel, Err: ErrIncomplete})
+		default:
+			problem(&FileError{Path: rel, Err: ErrExtraFile})
+		}
+		return nil
+	})
+	if err != nil {
+		problem(fmt.Errorf("%w: walk %s: %v", ErrMissingFile, s.dir, err))
+	}
+}
+
+// verifyDatabase compares the snapshot's meta row with the manifest.
+func (s *Set) verifyDatabase(ctx context.Context, db FileEntry, full Backup, problem func(error)) {
+	p, err := s.Path(db.Path)
+	if err != nil {
+		problem(err)
+		return
+	}
+	meta, err := ReadDBMeta(ctx, p)
+	if err != nil {
+		problem(&FileError{Path: db.Path, Err: err})
+		return
+	}
+	if got := hex.EncodeToString(meta.DBSignature[:]); got != s.m.CA.DBSignature {
+		problem(chainErr(ErrForeignDatabase, 0, 0, "database signature %s, the manifest's is %s", got, s.m.CA.DBSignature))
+	}
+	if got := hex.EncodeToString(meta.LogSignature[:]); got != s.m.CA.LogSignature {
+		problem(chainErr(ErrForeignDatabase, 0, 0, "the database names log set %s, the manifest %s", got, s.m.CA.LogSignature))
+	}
+	if meta.AppliedLSN != full.SnapshotLSN {
+		problem(chainErr(ErrManifestMismatch, 0, 0, "the database reflects LSN %d, the manifest records snapshot LSN %d",
+			meta.AppliedLSN, full.SnapshotLSN))
+	}
+}
+
+// verifyLogs checks the log generations against the backups' ranges and
+// verifies them as one chain.
+func (s *Set) verifyLogs(ctx context.Context, bad map[string]bool, rep *Report, problem func(error)) {
+	m := s.m
+	base := m.CA.LogBase
+	owner := map[uint32]int{}
+	skip := map[uint32]bool{}
+	for _, f := range m.Files {
+		if f.Kind != KindLog {
+			continue
+		}
+		gen, _ := wal.ParseFileName(base, path.Base(f.Path))
+		owner[gen] = f.Backup
+		if bad[f.Path] {
+			skip[gen] = true
+		}
+		if b := m.Backups[f.Backup]; gen < b.FirstGen || gen > b.LastGen {
+			problem(chainErr(ErrManifestMismatch, f.Backup, gen, "outside the backup's generations %d..%d", b.FirstGen, b.LastGen))
+		}
+	}
+	for i, b := range m.Backups {
+		// Walk the range only as far as the first missing generation: a
+		// forged range may be huge.
+		for g := b.FirstGen; ; g++ {
+			if o, ok := owner[g]; !ok || o != i {
+				problem(chainErr(ErrChainGap, i, g, "the backup covers generations %d..%d but the set has no file for generation %d from it",
+					b.FirstGen, b.LastGen, g))
+				break
+			}
+			if g == b.LastGen {
+				break
+			}
+		}
+	}
+	gens := logGens(m.Files, base)
+	rep.FirstGen, rep.LastGen = gens[0], gens[len(gens)-1]
+	rep.LastLSN = m.LastBackup().LastLSN
+	var sig wal.Signature
+	if b, err := hex.DecodeString(m.CA.LogSignature); err == nil {
+		copy(sig[:], b)
+	}
+	infos, err := logChain(ctx, s.dir, base, sig, gens, nil, skip, problem)
+	if err != nil {
+		return
+	}
+	for i, b := range m.Backups {
+		if first, ok := infos[b.FirstGen]; ok && first.BaseLSN != b.FirstLSN {
+			problem(chainErr(ErrManifestMismatch, i, b.FirstGen, "the manifest says the backup starts at LSN %d, the log at %d",
+				b.FirstLSN, first.BaseLSN))
+		}
+		if last, ok := infos[b.LastGen]; ok && endLSN(last) != b.LastLSN {
+			problem(chainErr(ErrManifestMismatch, i, b.LastGen, "the manifest says the backup ends at LSN %d, the log at %d",
+				b.LastLSN, endLSN(last)))
+		}
+	}
+}
