@@ -199,7 +199,7 @@ func checkLogs(ctx context.Context, o Options, r *CheckReport) error {
 		g := &gens[i]
 		comp := fmt.Sprintf("log generation %d", g.Gen)
 		if i > 0 && g.Gen != gens[i-1].Gen+1 {
-			r.problem(comp, &MissingLogError{Dir: o.LogDir, Gen: gens[i-1].Gen + 1, Oldest: gens[0].Gen,
+			r.problem(fmt.Sprintf("log generation %d", gens[i-1].Gen+1), &MissingLogError{Dir: o.LogDir, Gen: gens[i-1].Gen + 1, Oldest: gens[0].Gen,
 				Reason: fmt.Sprintf("generations %d and %d are present", gens[i-1].Gen, g.Gen)})
 			prev, allGood = nil, false
 		}

@@ -77,7 +77,7 @@ func TestCheck(t *testing.T) {
 		}, "log generation 2", wal.ErrCorrupt},
 		{"LogGenerationMissing", func(o Options) {
 			os.Remove(filepath.Join(o.LogDir, filepath.Base(gens[2].Path)))
-		}, "log generation 4", ErrMissingLog},
+		}, "log generation 3", ErrMissingLog},
 		{"LogsOfAnotherLogSet", func(o Options) {
 			for _, g := range gens {
 				os.Remove(filepath.Join(o.LogDir, filepath.Base(g.Path)))
@@ -85,8 +85,8 @@ func TestCheck(t *testing.T) {
 			copyDir(t, o.LogDir, other.LogDir)
 		}, "log generation 1", ErrSignatureMismatch},
 		{"LogsBehindDatabase", func(o Options) {
-			// Only generation 1 left, and it is not even the newest any more
-			// than the database: the log ends before applied_lsn.
+			// Only generation 1 is left: the log ends before the
+			// database's applied_lsn.
 			for _, g := range gens[1:] {
 				os.Remove(filepath.Join(o.LogDir, filepath.Base(g.Path)))
 			}
@@ -107,6 +107,7 @@ func TestCheck(t *testing.T) {
 			if !found || r.OK() {
 				t.Fatalf("want a %q problem matching %v; report:\n%s", c.component, c.want, r)
 			}
+			t.Logf("report:\n%s", r)
 			if !strings.Contains(r.String(), "problem(s)") {
 				t.Fatalf("report does not list problems:\n%s", r)
 			}

@@ -28,7 +28,11 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(crashChildEnv); dir != "" {
 		os.Exit(crashChild(dir))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	for _, dir := range benchTempDirs {
+		os.RemoveAll(dir)
+	}
+	os.Exit(code)
 }
 
 func crashOptions(dir string) Options {

@@ -113,20 +113,20 @@
 //	    log_signature  BLOB(16)     the log set's signature
 //	    applied_lsn    INTEGER      last record reflected
 //	    need_full_backup INTEGER    0 or 1
-//	requests
+//	requests (one row per request; the certificate columns are NULL until
+//	it is issued — a request has at most one certificate, and one row
+//	makes an enroll one insert, measurably cheaper at replay than two)
 //	    id INTEGER PRIMARY KEY, status INTEGER (1 pending, 2 issued, 3 denied),
 //	    csr BLOB (NULL for imports), subject, profile, requester TEXT,
-//	    sans TEXT (JSON array), submitted INTEGER, resolved INTEGER (NULL while
-//	    pending), deny_reason TEXT, imported INTEGER, submitted_lsn,
-//	    resolved_lsn INTEGER (0 while pending)
+//	    sans TEXT (JSON array), submitted INTEGER, resolved INTEGER (issue or
+//	    deny time; NULL while pending), deny_reason TEXT, imported INTEGER,
+//	    submitted_lsn, resolved_lsn INTEGER (0 while pending),
+//	    serial TEXT UNIQUE (canonical upper-case hex), der BLOB, cert_subject
+//	    TEXT, not_before, not_after INTEGER, revoked INTEGER (0/1),
+//	    revocation_reason INTEGER, revoked_at INTEGER (NULL unless revoked),
+//	    revoked_lsn INTEGER (last revoke or unrevoke; 0 if never)
 //	    index requests_pending on (id) WHERE status = 1
-//	certificates
-//	    request_id INTEGER PRIMARY KEY, serial TEXT UNIQUE (canonical
-//	    upper-case hex), der BLOB, subject TEXT, not_before, not_after,
-//	    issued, issued_lsn INTEGER, revoked INTEGER (0/1), revocation_reason
-//	    INTEGER, revoked_at INTEGER (NULL unless revoked), revoked_lsn INTEGER
-//	    (last revoke or unrevoke; 0 if never)
-//	    index certificates_revoked on (serial) WHERE revoked = 1
+//	    index requests_revoked on (serial) WHERE revoked = 1
 //	revocation_events
 //	    lsn INTEGER PRIMARY KEY, serial TEXT, revoked INTEGER (1 revoke,
 //	    0 release from hold), reason INTEGER (8 for a release), at INTEGER
@@ -240,7 +240,9 @@
 //     into the database file (a checkpoint may not overwrite pages a reader
 //     may still read), so the first Size bytes of the file stay those of S.
 //     The SQLite WAL grows meanwhile; Close releases the pin (callers must
-//     close abandoned snapshots; the backup session's lease does).
+//     close abandoned snapshots; the backup session's lease does). For the
+//     same reason only one snapshot can be open at a time: a second could
+//     not see a fully backfilled WAL (ErrSnapshotOpen).
 //
 // # Log truncation and circular logging
 //
@@ -291,6 +293,15 @@
 // is ready; the parent reopens the directory and checks that every
 // acknowledged write is present exactly once and that integrity_check
 // passes (Go driver, and the sqlite3 tool when installed). It runs 20
-// rounds; CERTSRV_CRASH_ROUNDS=N runs N. The 1 GiB snapshot benchmark runs
-// only with -bench; CERTSRV_BENCH_DIR keeps its database between runs.
+// rounds; CERTSRV_CRASH_ROUNDS=N runs N.
+//
+// Benchmarks run only with -bench:
+//
+//	go test -run '^$' -bench EnrollConcurrent -benchtime=20000x ./internal/store/
+//	go test -run '^$' -bench Replay1KiB -benchtime=5x ./internal/store/
+//	go test -run '^$' -bench Snapshot1GiB -benchtime=3x -timeout 30m ./internal/store/
+//
+// The 1 GiB snapshot benchmark builds its database first (about 20 s, 1 GiB
+// of disk, plus a transient 1 GiB copy); CERTSRV_BENCH_DIR=DIR keeps the
+// database in DIR between runs.
 package store

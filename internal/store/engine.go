@@ -28,8 +28,11 @@ func (d *DB) commit(ctx context.Context, o op) (uint64, error) {
 	if err != nil {
 		err = fmt.Errorf("append %s record: %w", TypeName(t), err)
 		// A done context or an oversized payload is refused before the
-		// record is queued: nothing reached the log.
-		if ctx.Err() == nil && !errors.Is(err, wal.ErrTooLarge) {
+		// record is queued: nothing reached the log. Anything else means
+		// the log failed with the record's fate unknown.
+		refused := errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+			errors.Is(err, wal.ErrTooLarge)
+		if !refused {
 			d.fail(err)
 		}
 		return 0, err
@@ -202,9 +205,9 @@ func (k *keyLocks) release(key string, locked bool) {
 	}
 }
 
-// recover replays the live log after applied (soft recovery) and logs what
+// softRecover replays the live log after applied (soft recovery) and logs what
 // it replayed.
-func (d *DB) recover(ctx context.Context, applied uint64) error {
+func (d *DB) softRecover(ctx context.Context, applied uint64) error {
 	start := time.Now()
 	last := d.log.LastLSN()
 	gens := d.log.Generations()

@@ -76,6 +76,10 @@ var (
 	// be enabled; without it a snapshot can be corrupt, so the store refuses
 	// to open.
 	ErrOFDLocking = errors.New("cannot enable SQLite OFD locking")
+	// ErrSnapshotOpen means a snapshot was asked for while another is
+	// open: while one pins the database file SQLite cannot backfill the WAL,
+	// so no second consistent image of the file can be made.
+	ErrSnapshotOpen = errors.New("another snapshot is open")
 	// ErrSnapshotBusy means the snapshot fence could not fully checkpoint
 	// the SQLite WAL in time (a long-running reader).
 	ErrSnapshotBusy = errors.New("snapshot fence timed out")
@@ -98,7 +102,11 @@ func (e *SignatureError) Error() string {
 	if e.Gen != 0 {
 		where = fmt.Sprintf("%s generation %d", e.Which, e.Gen)
 	}
-	return fmt.Sprintf("%s %s: signature %x, the database has %x: %v", where, e.Path, e.Got[:], e.Want[:], ErrSignatureMismatch)
+	msg := fmt.Sprintf("%s %s: signature %x, the database has %x: %v", where, e.Path, e.Got[:], e.Want[:], ErrSignatureMismatch)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
 }
 
 // Unwrap returns ErrSignatureMismatch and the specific sentinel, if any.

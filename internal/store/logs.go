@@ -104,7 +104,9 @@ func (d *DB) CheckpointInfo() Checkpoint {
 
 // RollLog seals the current log generation (after every record appended
 // before the call is durable) and starts the next. It returns the sealed
-// generation's number.
+// generation's number. It blocks for at most one log fsync and one
+// generation creation, and takes no context (the log's Roll cannot be
+// abandoned half way).
 func (d *DB) RollLog() (uint32, error) {
 	done, err := d.begin()
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/certsrv/certsrv/internal/wal"
@@ -99,10 +100,6 @@ func Replay(ctx context.Context, opts ReplayOptions) (ReplayResult, error) {
 	if sig != meta.Log {
 		return ReplayResult{}, fmt.Errorf("replay: %w", &SignatureError{Which: "database", Path: opts.DBPath, Want: sig, Got: meta.Log})
 	}
-	srcs, err := gatherLogs(ctx, opts.LogDirs, base, sig)
-	if err != nil {
-		return ReplayResult{}, fmt.Errorf("replay: %w", err)
-	}
 	from := opts.FromLSN
 	if from == 0 {
 		from = meta.AppliedLSN + 1
@@ -111,18 +108,13 @@ func Replay(ctx context.Context, opts ReplayOptions) (ReplayResult, error) {
 		return ReplayResult{}, fmt.Errorf("replay: from LSN %d leaves a gap after the database's applied LSN %d: %w",
 			from, meta.AppliedLSN, ErrInvalidArgument)
 	}
-	if len(srcs) == 0 {
-		return ReplayResult{}, fmt.Errorf("replay: %w", &MissingLogError{Dir: filepath.Join(opts.LogDirs...), NeedLSN: from, Reason: "no log generations"})
-	}
-	if first := srcs[0].info; from < first.BaseLSN {
-		return ReplayResult{}, fmt.Errorf("replay: %w", &MissingLogError{
-			Dir: opts.LogDirs[srcs[0].dir], Gen: first.Gen - 1, NeedLSN: from, Oldest: first.Gen,
-			Reason: fmt.Sprintf("the replay starts at LSN %d and the oldest generation found, %d, starts at LSN %d", from, first.Gen, first.BaseLSN),
-		})
+	read, err := planLogs(ctx, opts.LogDirs, base, sig, from)
+	if err != nil {
+		return ReplayResult{}, fmt.Errorf("replay: %w", err)
 	}
 	start := time.Now()
 	r := newReplayer(ac, meta.AppliedLSN, opts.UntilLSN, opts.UntilTime)
-	err = readSources(ctx, opts.LogDirs, base, sig, srcs, from, r.add)
+	err = read(r.add)
 	stopped := errors.Is(err, errStopReplay)
 	err = r.finish(err)
 	res := r.res
@@ -144,6 +136,67 @@ func Replay(ctx context.Context, opts ReplayOptions) (ReplayResult, error) {
 		"first_lsn", res.FirstLSN, "last_lsn", res.LastLSN, "first_gen", res.FirstGen, "last_gen", res.LastGen,
 		"stopped_at_bound", stopped, "duration", time.Since(start))
 	return res, nil
+}
+
+// planLogs checks that the generations in dirs can deliver the records
+// from LSN from on and returns the function that reads them. With one
+// directory the check reads only the oldest header, and wal.ReadDir
+// verifies everything as it reads; with several, every generation is
+// verified first (gatherLogs) so that overlaps and the chain between
+// directories can be checked before anything is applied.
+func planLogs(ctx context.Context, dirs []string, base string, sig wal.Signature, from uint64) (func(func(wal.Record) error) error, error) {
+	if len(dirs) == 1 {
+		dir := dirs[0]
+		oldest, err := oldestHeader(dir, base)
+		if err != nil {
+			return nil, err
+		}
+		if from < oldest.FirstLSN {
+			return nil, &MissingLogError{Dir: dir, Gen: oldest.Gen - 1, NeedLSN: from, Oldest: oldest.Gen,
+				Reason: fmt.Sprintf("the replay starts at LSN %d and the oldest generation found, %d, starts at LSN %d", from, oldest.Gen, oldest.FirstLSN)}
+		}
+		return func(fn func(wal.Record) error) error {
+			err := wal.ReadDir(ctx, dir, base, sig, from, fn)
+			var ce *wal.CorruptError
+			if errors.Is(err, wal.ErrMissingGeneration) && errors.As(err, &ce) {
+				return &MissingLogError{Dir: dir, Gen: ce.Gen, Oldest: oldest.Gen, Reason: "generations are not contiguous", Err: err}
+			}
+			return err
+		}, nil
+	}
+	srcs, err := gatherLogs(ctx, dirs, base, sig)
+	if err != nil {
+		return nil, err
+	}
+	if len(srcs) == 0 {
+		return nil, &MissingLogError{Dir: strings.Join(dirs, ", "), NeedLSN: from, Reason: "no log generations"}
+	}
+	if first := srcs[0].info; from < first.BaseLSN {
+		return nil, &MissingLogError{Dir: dirs[srcs[0].dir], Gen: first.Gen - 1, NeedLSN: from, Oldest: first.Gen,
+			Reason: fmt.Sprintf("the replay starts at LSN %d and the oldest generation found, %d, starts at LSN %d", from, first.Gen, first.BaseLSN)}
+	}
+	return func(fn func(wal.Record) error) error {
+		return readSources(ctx, dirs, base, sig, srcs, from, fn)
+	}, nil
+}
+
+// oldestHeader returns the header of the lowest-numbered generation in dir.
+func oldestHeader(dir, base string) (wal.Header, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return wal.Header{}, fmt.Errorf("log directory: %w", err)
+	}
+	var oldest uint32
+	var path string
+	for _, e := range ents {
+		if g, ok := wal.ParseFileName(base, e.Name()); ok && e.Type().IsRegular() && (oldest == 0 || g < oldest) {
+			oldest, path = g, filepath.Join(dir, e.Name())
+		}
+	}
+	if oldest == 0 {
+		return wal.Header{}, &MissingLogError{Dir: dir, Reason: "no log generations"}
+	}
+	return wal.ReadHeader(path)
 }
 
 // gatherLogs verifies the generations of every directory and chooses, for

@@ -145,7 +145,7 @@ func dsn(path string, kind connKind) string {
 		// before the switch to WAL mode (_journal_mode is applied after the
 		// _pragma list).
 		q = append(q, "_pragma=page_size(16384)", "_journal_mode=WAL", "_pragma=synchronous(NORMAL)",
-			"_pragma=journal_size_limit(67108864)", "_txlock=immediate")
+			"_pragma=journal_size_limit(67108864)", "_pragma=cache_size(-16384)", "_txlock=immediate")
 	case connRead:
 		q = append(q, "_pragma=query_only(1)")
 	}

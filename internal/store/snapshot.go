@@ -32,7 +32,8 @@ type Snapshot struct {
 	closed bool
 }
 
-// Snapshot takes a snapshot. It briefly fences writers (see doc.go): with
+// Snapshot takes a snapshot; only one can be open at a time
+// (ErrSnapshotOpen). It briefly fences writers (see doc.go): with
 // the applier paused and a connection holding BEGIN IMMEDIATE, it
 // checkpoints the SQLite WAL until every frame is in the database file,
 // starts the pinning read transaction and reads applied_lsn (S) and the
@@ -45,6 +46,9 @@ func (d *DB) Snapshot(ctx context.Context) (*Snapshot, error) {
 	defer done()
 	d.sqlCkptMu.Lock()
 	defer d.sqlCkptMu.Unlock()
+	if d.pins.Load() > 0 {
+		return nil, fmt.Errorf("snapshot: %w", ErrSnapshotOpen)
+	}
 	d.pins.Add(1)
 	s, err := d.takeSnapshot(ctx)
 	if err != nil {
@@ -62,7 +66,7 @@ func (d *DB) takeSnapshot(ctx context.Context) (_ *Snapshot, err error) {
 	if _, _, _, err := d.sqliteCheckpoint(ctx, "PASSIVE"); err != nil {
 		return nil, err
 	}
-	pin, err := d.rdb.Conn(ctx)
+	pin, err := d.pdb.Conn(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -268,3 +268,32 @@ func TestSnapshotRestores(t *testing.T) {
 func equalDump(a, b *Dump) bool {
 	return a != nil && b != nil && deepEqual(a, b)
 }
+
+// TestOneSnapshotAtATime: a second snapshot while one is open is refused
+// at once; reads and writes go on; after Close a new one works.
+func TestOneSnapshotAtATime(t *testing.T) {
+	ctx := context.Background()
+	d := createDB(t, testOptions(t))
+	_, c, err := d.Enroll(ctx, testRequest("one"), testCert("one"))
+	mustf(t, err, "enroll")
+	s, err := d.Snapshot(ctx)
+	mustf(t, err, "snapshot")
+	if s.LSN() != c.IssuedLSN {
+		t.Fatalf("snapshot at LSN %d, last write at %d", s.LSN(), c.IssuedLSN)
+	}
+	_, c2, err := d.Enroll(ctx, testRequest("two"), testCert("two"))
+	mustf(t, err, "enroll while pinned")
+	if _, err := d.Snapshot(ctx); !errors.Is(err, ErrSnapshotOpen) {
+		t.Fatalf("second snapshot: %v", err)
+	}
+	if _, err := d.CertificateBySerial(ctx, c2.Serial); err != nil {
+		t.Fatalf("read while pinned: %v", err)
+	}
+	mustf(t, s.Close(), "close")
+	s2, err := d.Snapshot(ctx)
+	mustf(t, err, "snapshot after close")
+	defer s2.Close()
+	if s2.LSN() != c2.IssuedLSN {
+		t.Fatalf("second snapshot at LSN %d, want %d", s2.LSN(), c2.IssuedLSN)
+	}
+}

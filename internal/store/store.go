@@ -101,7 +101,8 @@ type DB struct {
 	logger *slog.Logger
 	log    *wal.Log
 	wdb    *sql.DB // writer pool: applier, SQLite checkpointer, snapshot fence
-	rdb    *sql.DB // reader pool, snapshot pins
+	rdb    *sql.DB // reader pool
+	pdb    *sql.DB // snapshot pins: one connection per open snapshot, not pooled
 	ac     *applyConn
 	ckConn *sql.Conn // SQLite checkpoints; used under sqlCkptMu
 	sigs   Signatures
@@ -261,6 +262,10 @@ func (d *DB) open(ctx context.Context) error {
 	if d.rdb, err = openPool(o.DBPath, connRead, readConns); err != nil {
 		return err
 	}
+	if d.pdb, err = openPool(o.DBPath, connRead, 0); err != nil {
+		return err
+	}
+	d.pdb.SetMaxIdleConns(0)
 	if d.ac, err = newApplyConn(ctx, d.wdb); err != nil {
 		return err
 	}
@@ -295,7 +300,7 @@ func (d *DB) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open database: %w", logOpenError(o.LogDir, d.sigs, meta.AppliedLSN, err))
 	}
-	if err := d.recover(ctx, meta.AppliedLSN); err != nil {
+	if err := d.softRecover(ctx, meta.AppliedLSN); err != nil {
 		return err
 	}
 	if err := d.loadState(ctx); err != nil {
@@ -420,9 +425,11 @@ func (d *DB) closeResources() error {
 			errs = append(errs, err)
 		}
 	}
-	if d.rdb != nil {
-		if err := d.rdb.Close(); err != nil {
-			errs = append(errs, err)
+	for _, p := range []*sql.DB{d.rdb, d.pdb} {
+		if p != nil {
+			if err := p.Close(); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	if d.wdb != nil {
@@ -491,8 +498,8 @@ func syncFile(path string) error {
 	return nil
 }
 
-// LogDir, DBPath and SysDir are the absolute-or-as-given paths of the
-// layout, for the restore map.
+// LogDir returns the log directory, as given in Options (the restore map
+// reports it; callers wanting absolute paths pass absolute Options).
 func (d *DB) LogDir() string { return d.opts.LogDir }
 
 // DBPath returns the SQLite database file's path.

@@ -103,18 +103,6 @@ type Certificate struct {
 	RevokedLSN       uint64    // LSN of the last revoke or unrevoke record; 0 if never revoked
 }
 
-// RevocationChange is the current revocation state of a certificate whose
-// state changed after some LSN: what a delta CRL lists. Revoked false means
-// the certificate was on hold and has been released (removeFromCRL).
-type RevocationChange struct {
-	Serial    string
-	Revoked   bool
-	Reason    int
-	RevokedAt time.Time
-	NotAfter  time.Time
-	LSN       uint64 // LSN of the latest change
-}
-
 // CRL is a published CRL. Numbers of full and delta CRLs share one sequence
 // (RFC 5280 §5.2.3) and must not exceed math.MaxInt64.
 type CRL struct {

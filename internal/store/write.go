@@ -97,6 +97,8 @@ func newSubmitOp(id int64, r NewRequest, now time.Time) submitOp {
 }
 
 // SubmitRequest stores a new pending request and returns it with its ID.
+// IDs increase in the order they are handed out; a call that fails after
+// taking one leaves a gap.
 func (d *DB) SubmitRequest(ctx context.Context, r NewRequest) (Request, error) {
 	done, err := d.begin()
 	if err != nil {
