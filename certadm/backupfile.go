@@ -52,8 +52,9 @@ type BackupFile struct {
 	cancel context.CancelFunc
 	chunk  int32
 	stream grpc.ServerStreamingClient[certsrvv1.FileChunk] // nil until the first Read
+	msg    *certsrvv1.FileChunk                            // every chunk is received into it, reusing its Data
 
-	buf  []byte // received, not yet returned
+	buf  []byte // received, not yet returned (a part of msg.Data)
 	next int64  // offset of the next byte the stream must deliver
 	done bool   // the stream ended cleanly after Size bytes
 	err  error  // sticky
@@ -121,14 +122,18 @@ func (f *BackupFile) fill() error {
 			return io.EOF
 		}
 		if f.stream == nil {
-			stream, err := f.b.c.backup.ReadFile(f.ctx, &certsrvv1.ReadFileRequest{SessionId: f.b.id, ChunkSize: f.chunk})
+			stream, err := f.b.c.backup.ReadFile(f.ctx, &certsrvv1.ReadFileRequest{SessionId: f.b.id, ChunkSize: f.chunk}, readFileCallOptions()...)
 			if err != nil {
 				f.err = fromRPC(f.ctx, f.op, err)
 				return f.err
 			}
 			f.stream = stream
+			f.msg = new(certsrvv1.FileChunk)
 		}
-		chunk, err := f.stream.Recv()
+		// The previous chunk is consumed (buf is empty): its memory is
+		// reused for this one.
+		chunk := f.msg
+		err := f.stream.RecvMsg(chunk)
 		switch {
 		case err == io.EOF && f.next == f.size:
 			f.done = true

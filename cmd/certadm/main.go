@@ -37,6 +37,7 @@ var commands = []func(*app) *cobra.Command{
 	newLocationsCmd,
 	newDynamicFilesCmd,
 	newShutdownCmd,
+	newVerifyCmd,
 	newBenchCmd,
 	newBackupCmd,
 }

@@ -23,6 +23,8 @@ var commands = []func(*app) *cobra.Command{
 	newInstallCertCmd,
 	newKeyCmd,
 	newCheckCmd,
+	newRestoreCmd,
+	newRecoverCmd,
 }
 
 func main() {

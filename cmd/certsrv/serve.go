@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -13,6 +15,7 @@ import (
 	"github.com/certsrv/certsrv/internal/backup"
 	"github.com/certsrv/certsrv/internal/datadir"
 	"github.com/certsrv/certsrv/internal/fsutil"
+	"github.com/certsrv/certsrv/internal/restore"
 	"github.com/certsrv/certsrv/internal/server"
 	"github.com/certsrv/certsrv/internal/service"
 )
@@ -83,6 +86,9 @@ func (a *app) serve(cmd *cobra.Command, f *serveFlags) error {
 			return err
 		}
 	}
+	if err := recoverPending(ctx, a, dir, f.listen, logger); err != nil {
+		return err
+	}
 	c, err := service.Open(ctx, dir, service.OpenOptions{Passphrase: pass, Logger: logger})
 	if err != nil {
 		return fmt.Errorf("open CA in %s: %w", dir.Root, err)
@@ -150,4 +156,45 @@ func clientAddr(bound string) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// recoverPending runs the hard recovery of a completed restore, if one is
+// pending, before the CA is opened. While it runs, the admin address
+// answers every client as suspended (CERTSRV_E_SERVER_SUSPENDED), when the
+// data directory already has its TLS material; on a new host that gets its
+// credentials during recovery, nothing listens until recovery ends. A
+// registered but uncompleted restore refuses the start with a message that
+// says how to complete or cancel it.
+func recoverPending(ctx context.Context, a *app, dir datadir.Dir, listen string, logger *slog.Logger) error {
+	rec, err := restore.Pending(dir)
+	if err != nil {
+		return err
+	}
+	if rec == nil {
+		return nil
+	}
+	cfg, err := dir.LoadConfig()
+	if err != nil {
+		return err
+	}
+	if listen == "" {
+		listen = cfg.Listen
+	}
+	ph, perr := server.StartPlaceholder(dir, cfg.CAName, listen, logger)
+	if perr != nil {
+		logger.Warn("hard recovery runs without answering clients", "err", perr)
+	} else {
+		fmt.Fprintf(a.stderr, "suspended for restore on %s (admin) while hard recovery runs\n", ph.Addr())
+	}
+	res, err := restore.Recover(ctx, dir, restore.RecoverOptions{Logger: logger})
+	if ph != nil {
+		if serr := ph.Stop(); serr != nil {
+			logger.Warn("stop the suspended listener", "err", serr)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("hard recovery of the pending restore: %w", err)
+	}
+	printRecovery(a, res)
+	return nil
 }

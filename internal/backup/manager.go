@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/certsrv/certsrv/internal/apierr"
+	"github.com/certsrv/certsrv/internal/store"
 	"github.com/certsrv/certsrv/internal/wal"
 )
 
@@ -307,6 +308,11 @@ func (m *Manager) Prepare(ctx context.Context, principal string, typ Type) (stri
 	switch typ {
 	case Full:
 		snap, err := m.eng.Snapshot(ctx)
+		if errors.Is(err, store.ErrSnapshotOpen) {
+			// A session that ended by lease may still be finishing a read
+			// of its snapshot; the store pins one snapshot at a time.
+			return "", apierr.New(apierr.BackupInProgress, "the previous backup session is still releasing its database snapshot; try again shortly: %w", err)
+		}
 		if err != nil {
 			return "", apierr.New(apierr.Unexpected, "snapshot database: %w", err)
 		}

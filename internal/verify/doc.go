@@ -1,0 +1,161 @@
+// Package verify proves a backup set restorable without touching any CA:
+// what `certadm verify DIR` runs. It reads the set (the directory
+// internal/backupset describes), restores it into a temporary directory,
+// checks the result, and reports every check with the problems it found.
+// It never contacts a server and never writes into the set; WriteRecord,
+// called afterwards, adds verified.json.
+//
+// # Checks
+//
+// Verify runs these checks, in this order (the Check* names):
+//
+//	manifest           manifest.json reads, is format 1 and its checksum
+//	                   matches (internal/backupset.Open). A set without
+//	                   manifest.json is accepted: the check passes with
+//	                   "absent" and the report carries a note.
+//	files              every file the manifest lists is present, of its
+//	                   size and SHA-256; nothing else is in the set but
+//	                   manifest.json and verified.json (and
+//	                   verified.json.tmp, which an interrupted WriteRecord
+//	                   leaves). Without a manifest: every file fits the set
+//	                   layout, one database file.
+//	restore map        DataBase/certbkxp.dat parses, its checksum matches,
+//	                   and its database entry names the set's database file.
+//	database snapshot  the snapshot's meta row carries the set's database and
+//	                   log-set signatures and the manifest's snapshot LSN S.
+//	log chain          the generations are exactly those of the backups'
+//	                   ranges, none missing; each file holds the generation
+//	                   its name says (else ErrLogOrder), carries the log-set
+//	                   signature, verifies record by record and chains to
+//	                   the one before; the chain continues the snapshot
+//	                   (first LSN <= S+1, last LSN >= S) and each logs-only
+//	                   backup continues the one before it.
+//	configuration      Config/certsrv.json, when present, parses and names
+//	                   the set's CA and log base.
+//	trial restore      the snapshot is copied into a temporary directory and
+//	                   store.Replay applies the set's log records S+1 through
+//	                   the last; the copy must then reflect exactly the last
+//	                   LSN, having applied one record per LSN.
+//	integrity          SQLite's PRAGMA integrity_check on the restored copy
+//	                   (store.Check) says "ok".
+//	CA certificate     Dynamic/ holds the CA certificate: the one whose
+//	                   SHA-256 the manifest records, or without a manifest a
+//	                   CA certificate whose common name is the CA's name; it
+//	                   is a CA certificate for that name, and every CRL in
+//	                   Dynamic/ verifies against it.
+//	certificates       every issued certificate in the restored database
+//	                   parses, carries the serial and validity the database
+//	                   records, names the CA as issuer, and its signature
+//	                   verifies against the CA certificate.
+//	CRLs               every recorded CRL parses, carries its recorded number
+//	                   and thisUpdate, and verifies against the CA
+//	                   certificate. The latest full CRL lists exactly the
+//	                   certificates that were revoked (holds included) when
+//	                   it was recorded and had not expired by its thisUpdate,
+//	                   with their reasons and revocation times. "When it was
+//	                   recorded" is the order of the log: revocation events
+//	                   with an LSN below the CRL's record count, later ones
+//	                   do not (the CA orders revocations and CRL publication,
+//	                   so a CRL is never blamed for a revocation after it).
+//	                   The latest delta CRL lists exactly the certificates
+//	                   whose revocation state changed between its base CRL's
+//	                   record and its own: revoked ones with their reason,
+//	                   released holds as removeFromCRL. A CRL file in
+//	                   Dynamic/ whose number the database holds must be that
+//	                   CRL byte for byte.
+//	counts             the restored database agrees with itself and the set:
+//	                   the set's signatures and last LSN; issued requests
+//	                   with a certificate, pending and denied ones without;
+//	                   each serial once; each certificate's revocation state
+//	                   the one its revocation events lead to; every event
+//	                   naming a known certificate; CRL numbers growing with
+//	                   their records; a delta CRL's base an earlier full CRL.
+//	                   The report's Counts come from here.
+//
+// The file checks and the trial restore run concurrently (the trial works
+// from the manifest's description while the file checks prove it); when a
+// file check fails, the trial restore's findings are discarded and every
+// later check is reported as skipped. The temporary directory is made
+// under Options.TempDir (default os.TempDir()), needs room for a copy of
+// the database, and is removed before Verify returns, whatever happened.
+// The restored database is read whole into memory for the CA checks
+// (store.DumpFile), so memory grows with the database.
+//
+// # Sets without a manifest
+//
+// Backup software other than certadm writes the certbcli.h files
+// (DataBase/, Dynamic/, certbkxp.dat) without manifest.json. Verify then
+// derives the set from its files: exactly one DataBase/*.db (its name
+// gives the CA's name), the log generations of one base (the
+// configuration's, else the only one present), the database's meta row
+// for the signatures and S. It checks everything the files show: the
+// layout, the restore map, the configuration, the log chain against the
+// database's signature (when every log agrees with the others but not with
+// the database, the database is the stranger: ErrForeignDatabase), and
+// all the restore and CA checks. What only a manifest can show is not
+// checked: file digests (damage inside the database that SQLite does not
+// notice, a changed dynamic file that still verifies), a missing last log
+// generation (the chain simply ends earlier), and the split of the chain
+// into backups.
+//
+// # Problems
+//
+// Every problem is a *Problem naming its check and the set file it
+// concerns (for a missing file, the path it should have). Its cause
+// matches a sentinel of this package or of internal/backupset (file,
+// manifest, chain and identity problems use backupset's *FileError and
+// *ChainError types, with or without a manifest). A database or log file
+// whose size or digest differs from the manifest's is also looked into:
+// another CA's database (ErrForeignDatabase), another log set's
+// generation (ErrForeignLog) or another generation (ErrLogOrder) are
+// reported as such. One check lists at most 50 problems, then one that
+// counts the rest.
+//
+// # verified.json (format 1)
+//
+// WriteRecord stores the outcome in the set as verified.json, a JSON
+// object with exactly these members (ReadRecord refuses unknown ones):
+//
+//	format             1
+//	time               when the verification ended, RFC 3339 UTC, seconds
+//	tool               the program and its version, e.g. "certadm v1.0.0 0123abcd4567"
+//	outcome            "ok" or "failed"
+//	manifest           whether the set had a manifest
+//	manifest_checksum  the manifest's checksum ("" without one)
+//	ca                 the CA's name ("" when the set could not be read)
+//	backups            backups in the chain
+//	files, bytes       the set's files (manifest.json and verified.json
+//	                   excluded) and their total size
+//	snapshot_lsn       S
+//	last_lsn           the last LSN the logs hold
+//	certificates       certificates in the restored database
+//	duration_seconds   how long the verification took
+//	problems           the problems' messages (empty when ok)
+//
+// It is written as verified.json.tmp, fsynced, renamed and the directory
+// fsynced. It is not part of the set's content: the manifest does not list
+// it, and a malformed one is reported as a note and replaced. A later
+// Verify reports it as LastVerified; Record.Describes says whether it
+// describes the set as it is now (the same manifest, files and last LSN).
+//
+// # JSON report
+//
+// Report.MarshalJSON gives one object: dir, ok, manifest,
+// manifest_checksum, ca, backups, files, bytes, first_generation,
+// last_generation, snapshot_lsn, replay {first_lsn, last_lsn, records},
+// counts {requests, pending, issued, denied, revoked, certificates, crls,
+// principals, backups}, checks [{name, status ("ok", "failed",
+// "skipped"), detail}], problems [{check, path, error}], notes, started,
+// duration_seconds, last_verified (the verified.json object or null) and
+// unchanged_since_last_verified.
+//
+// # Tests
+//
+// The tests run real CAs (internal/testserver with the backup service),
+// take full and logs-only backups through the public certadm library and
+// internal/backupset while certificates are issued, revoked, released
+// from hold and CRLs published, then damage copies of the sets one way at
+// a time. BenchmarkVerify builds a set with the store engine and compares
+// Verify with `cat` on the same files; CERTSRV_VERIFY_BENCH_MB sets the
+// database size (default 256).
+package verify

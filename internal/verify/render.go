@@ -1,0 +1,178 @@
+package verify
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// WriteText writes the report for people: a heading, one line per check
+// (ok, FAIL or skip) with the problems it found beneath it, the notes, the
+// result and when the set was last verified before.
+func (r *Report) WriteText(w io.Writer) error {
+	var b strings.Builder
+	manifest := "no manifest"
+	if r.HasManifest {
+		manifest = "manifest " + shortSum(r.ManifestChecksum)
+	}
+	fmt.Fprintf(&b, "backup set %s\n", r.Dir)
+	if r.CAName != "" {
+		fmt.Fprintf(&b, "  CA %q, %s, %s\n", r.CAName, manifest, chainWords(max(r.Backups, 1)))
+	}
+	byCheck := map[string][]error{}
+	for _, p := range r.Problems {
+		var pr *Problem
+		name := ""
+		if errors.As(p, &pr) {
+			name = pr.Check
+		}
+		byCheck[name] = append(byCheck[name], p)
+	}
+	for _, c := range r.Checks {
+		status := "ok  "
+		switch {
+		case c.Skipped:
+			status = "skip"
+		case !c.OK:
+			status = "FAIL"
+		}
+		fmt.Fprintf(&b, "  %s  %-18s %s\n", status, c.Name, c.Detail)
+		for _, p := range byCheck[c.Name] {
+			fmt.Fprintf(&b, "          - %s\n", p.Error())
+		}
+	}
+	for _, p := range byCheck[""] {
+		fmt.Fprintf(&b, "  - %s\n", p.Error())
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "note: %s\n", n)
+	}
+	if r.OK() {
+		fmt.Fprintf(&b, "result: OK, restorable: %d files, %s, %d log records replayed onto the snapshot, %d certificates checked, in %s\n",
+			r.Files, byteWords(r.Bytes), r.Replayed, r.Counts.Certificates, r.Duration.Round(time.Millisecond))
+	} else {
+		fmt.Fprintf(&b, "result: FAILED, %d problem%s, in %s\n", len(r.Problems), plural(len(r.Problems)), r.Duration.Round(time.Millisecond))
+	}
+	b.WriteString(r.lastVerifiedLine())
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// lastVerifiedLine says when the set was verified before this run.
+func (r *Report) lastVerifiedLine() string {
+	v := r.LastVerified
+	if v == nil {
+		return "last verified: never (no " + "verified.json" + ")\n"
+	}
+	same := "the set is unchanged since"
+	if !v.Describes(r) {
+		same = "the set has changed since"
+	}
+	tool := v.Tool
+	if tool == "" {
+		tool = "an unnamed tool"
+	}
+	return fmt.Sprintf("last verified: %s by %s: %s (%s)\n", v.Time.UTC().Format(timeFmt), tool, v.Outcome, same)
+}
+
+// shortSum shortens a digest for display.
+func shortSum(s string) string {
+	if len(s) > 12 {
+		return s[:12] + "…"
+	}
+	return s
+}
+
+// jsonReport is the JSON form of a Report.
+type jsonReport struct {
+	Dir              string        `json:"dir"`
+	OK               bool          `json:"ok"`
+	Manifest         bool          `json:"manifest"`
+	ManifestChecksum string        `json:"manifest_checksum"`
+	CA               string        `json:"ca"`
+	Backups          int           `json:"backups"`
+	Files            int           `json:"files"`
+	Bytes            int64         `json:"bytes"`
+	FirstGeneration  uint32        `json:"first_generation"`
+	LastGeneration   uint32        `json:"last_generation"`
+	SnapshotLSN      uint64        `json:"snapshot_lsn"`
+	Replay           jsonReplay    `json:"replay"`
+	Counts           jsonCounts    `json:"counts"`
+	Checks           []jsonCheck   `json:"checks"`
+	Problems         []jsonProblem `json:"problems"`
+	Notes            []string      `json:"notes"`
+	Started          time.Time     `json:"started"`
+	DurationSeconds  float64       `json:"duration_seconds"`
+	LastVerified     *Record       `json:"last_verified"`
+	Unchanged        bool          `json:"unchanged_since_last_verified"`
+}
+
+type jsonReplay struct {
+	FirstLSN uint64 `json:"first_lsn"`
+	LastLSN  uint64 `json:"last_lsn"`
+	Records  int    `json:"records"`
+}
+
+type jsonCounts struct {
+	Requests     int64 `json:"requests"`
+	Pending      int64 `json:"pending"`
+	Issued       int64 `json:"issued"`
+	Denied       int64 `json:"denied"`
+	Revoked      int64 `json:"revoked"`
+	Certificates int64 `json:"certificates"`
+	CRLs         int64 `json:"crls"`
+	Principals   int64 `json:"principals"`
+	Backups      int64 `json:"backups"`
+}
+
+type jsonCheck struct {
+	Name   string `json:"name"`
+	Status string `json:"status"` // "ok", "failed" or "skipped"
+	Detail string `json:"detail"`
+}
+
+type jsonProblem struct {
+	Check string `json:"check"`
+	Path  string `json:"path"`
+	Error string `json:"error"`
+}
+
+// MarshalJSON encodes the report for machines; doc.go describes the
+// members.
+func (r *Report) MarshalJSON() ([]byte, error) {
+	c := r.Counts
+	j := jsonReport{
+		Dir: r.Dir, OK: r.OK(), Manifest: r.HasManifest, ManifestChecksum: r.ManifestChecksum, CA: r.CAName,
+		Backups: r.Backups, Files: r.Files, Bytes: r.Bytes, FirstGeneration: r.FirstGen, LastGeneration: r.LastGen,
+		SnapshotLSN: r.SnapshotLSN, Replay: jsonReplay{FirstLSN: r.FirstLSN, LastLSN: r.LastLSN, Records: r.Replayed},
+		Counts: jsonCounts{Requests: c.Requests, Pending: c.Pending, Issued: c.Issued, Denied: c.Denied, Revoked: c.Revoked,
+			Certificates: c.Certificates, CRLs: c.CRLs, Principals: c.Principals, Backups: c.Backups},
+		Checks: []jsonCheck{}, Problems: []jsonProblem{}, Notes: append([]string{}, r.Notes...),
+		Started: r.Started.UTC(), DurationSeconds: r.Duration.Seconds(), LastVerified: r.LastVerified,
+	}
+	if r.LastVerified != nil {
+		j.Unchanged = r.LastVerified.Describes(r)
+	}
+	for _, ch := range r.Checks {
+		st := "ok"
+		switch {
+		case ch.Skipped:
+			st = "skipped"
+		case !ch.OK:
+			st = "failed"
+		}
+		j.Checks = append(j.Checks, jsonCheck{Name: ch.Name, Status: st, Detail: ch.Detail})
+	}
+	for _, p := range r.Problems {
+		jp := jsonProblem{Error: p.Error()}
+		var pr *Problem
+		if errors.As(p, &pr) {
+			jp.Check, jp.Path = pr.Check, pr.Path
+		}
+		j.Problems = append(j.Problems, jp)
+	}
+	return json.Marshal(j)
+}

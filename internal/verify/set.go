@@ -1,0 +1,247 @@
+package verify
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/certsrv/certsrv/internal/backupset"
+	"github.com/certsrv/certsrv/internal/wal"
+)
+
+// setInfo describes a set: read from its manifest, or derived from its
+// files when it has none. The trial restore and the CA checks work from
+// it; the file checks prove it describes the files.
+type setInfo struct {
+	dir              string
+	set              *backupset.Set // nil without a manifest
+	hasManifest      bool
+	manifestChecksum string
+	caName           string
+	certSHA256       string // hex SHA-256 of the CA certificate; "" without a manifest
+	dbRel            string // DataBase/<CA>.db
+	base             string // log file name base
+	logNames         map[uint32]string
+	logSig           wal.Signature
+	dbSig            [16]byte
+	snapshotLSN      uint64
+	lastLSN          uint64 // last LSN the logs hold
+	firstGen         uint32
+	lastGen          uint32
+	backups          int
+	dynamic          []string // Dynamic/<name> paths
+	config           string   // Config/certsrv.json, or "" when absent
+	files            int
+	bytes            int64
+}
+
+// local returns the local path of a set file given by its relative path.
+func (s *setInfo) local(rel string) string { return filepath.Join(s.dir, filepath.FromSlash(rel)) }
+
+// logRel returns the relative path of generation gen's file.
+func (s *setInfo) logRel(gen uint32) string {
+	if n, ok := s.logNames[gen]; ok {
+		return backupset.DatabaseDir + "/" + n
+	}
+	return backupset.DatabaseDir + "/" + wal.FileName(s.base, gen)
+}
+
+// restoreMapRel is the restore map's path in a set.
+const restoreMapRel = backupset.DatabaseDir + "/" + backupset.RestoreMapFile
+
+// recordTmp is the temporary file WriteRecord replaces verified.json
+// through; a crash can leave it behind, and it is not a set file.
+const recordTmp = backupset.VerifiedFile + ".tmp"
+
+// fromManifest describes a set from its manifest, which Open has read and
+// whose checksum it has checked.
+func fromManifest(dir string, set *backupset.Set) (*setInfo, error) {
+	m := set.Manifest()
+	info := &setInfo{
+		dir:              dir,
+		set:              set,
+		hasManifest:      true,
+		manifestChecksum: m.Checksum,
+		caName:           m.CA.Name,
+		certSHA256:       m.CA.CertSHA256,
+		dbRel:            set.Database().Path,
+		base:             m.CA.LogBase,
+		logNames:         map[uint32]string{},
+		snapshotLSN:      m.Backups[0].SnapshotLSN,
+		lastLSN:          m.LastBackup().LastLSN,
+		firstGen:         m.Backups[0].FirstGen,
+		lastGen:          m.LastBackup().LastGen,
+		backups:          len(m.Backups),
+	}
+	for _, pair := range []struct {
+		dst []byte
+		hex string
+	}{{info.logSig[:], m.CA.LogSignature}, {info.dbSig[:], m.CA.DBSignature}} {
+		b, err := hex.DecodeString(pair.hex)
+		if err != nil || len(b) != len(pair.dst) {
+			return nil, fmt.Errorf("%w: signature %q", backupset.ErrManifestFormat, pair.hex)
+		}
+		copy(pair.dst, b)
+	}
+	for _, f := range m.Files {
+		info.files++
+		info.bytes += f.Size
+		switch f.Kind {
+		case backupset.KindDynamic:
+			info.dynamic = append(info.dynamic, f.Path)
+		case backupset.KindConfig:
+			info.config = f.Path
+		case backupset.KindLog:
+			if g, ok := wal.ParseFileName(info.base, path.Base(f.Path)); ok {
+				info.logNames[g] = path.Base(f.Path)
+			}
+		}
+	}
+	return info, nil
+}
+
+// layerChecks are the checks of the set's files, before the trial restore.
+var layerChecks = []string{CheckManifest, CheckFiles, CheckRestoreMap, CheckDatabase, CheckLogs, CheckConfig}
+
+// verifyManifestSet checks a set against its manifest with
+// internal/backupset, files each problem under the check it belongs to,
+// and explains replaced database and log files further.
+func verifyManifestSet(ctx context.Context, set *backupset.Set, info *setInfo, cs *checks) error {
+	rep, err := set.Verify(ctx)
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return ctxErr
+	}
+	var ve *backupset.VerifyError
+	if err != nil && !errors.As(err, &ve) {
+		cs.add(&Problem{Check: CheckFiles, Err: err})
+	}
+	for _, perr := range rep.Problems {
+		var fe *backupset.FileError
+		if errors.As(perr, &fe) && fe.Path == recordTmp && errors.Is(perr, backupset.ErrExtraFile) {
+			// An interrupted WriteRecord; the next one replaces it.
+			continue
+		}
+		check, p := classify(perr, info)
+		cs.add(&Problem{Check: check, Path: p, Err: perr})
+		if errors.As(perr, &fe) && (errors.Is(perr, backupset.ErrSizeMismatch) || errors.Is(perr, backupset.ErrDigestMismatch)) {
+			if x := explainReplaced(ctx, info, fe.Path); x != nil {
+				cs.add(x)
+			}
+		}
+	}
+	touched := map[string]bool{}
+	for _, perr := range rep.Problems {
+		var fe *backupset.FileError
+		if errors.As(perr, &fe) {
+			touched[fe.Path] = true
+		}
+	}
+	if !touched[restoreMapRel] && !cs.failed(CheckRestoreMap) {
+		checkRestoreMap(info, cs)
+	}
+	if info.config != "" && touched[info.config] {
+		cs.skip(CheckConfig, "not run: "+info.config+" does not match the manifest")
+	} else {
+		checkConfig(info, cs)
+	}
+	nLogs := info.lastGen - info.firstGen + 1
+	cs.pass(CheckManifest, fmt.Sprintf("format %d, checksum %s…, %s", backupset.ManifestFormat, info.manifestChecksum[:12], chainWords(info.backups)))
+	cs.pass(CheckFiles, fmt.Sprintf("%d files, %s: sizes and SHA-256 digests match the manifest, nothing missing or extra", rep.Files, byteWords(rep.Bytes)))
+	cs.pass(CheckRestoreMap, restoreMapRel+" parses and its checksum matches")
+	cs.pass(CheckDatabase, fmt.Sprintf("%s reflects LSN %d and carries the set's signatures", info.dbRel, info.snapshotLSN))
+	cs.pass(CheckLogs, fmt.Sprintf("%d generation%s %d..%d of log set %x, chained and continuous through LSN %d",
+		nLogs, plural(int(nLogs)), info.firstGen, info.lastGen, info.logSig[:4], info.lastLSN))
+	return nil
+}
+
+// classify says which check a problem internal/backupset reported belongs
+// to, and which file of the set it concerns.
+func classify(err error, info *setInfo) (check, rel string) {
+	var fe *backupset.FileError
+	var ce *backupset.ChainError
+	switch {
+	case errors.Is(err, backupset.ErrBadRestoreMap):
+		return CheckRestoreMap, restoreMapRel
+	case errors.Is(err, backupset.ErrForeignDatabase), errors.Is(err, backupset.ErrDatabase):
+		return CheckDatabase, info.dbRel
+	case errors.As(err, &fe):
+		return CheckFiles, fe.Path
+	case errors.As(err, &ce) && errors.Is(err, backupset.ErrManifestMismatch) && ce.Gen == 0:
+		// The only such problem is the snapshot LSN the manifest records.
+		return CheckDatabase, info.dbRel
+	case errors.As(err, &ce):
+		if ce.Gen != 0 {
+			return CheckLogs, info.logRel(ce.Gen)
+		}
+		return CheckLogs, ""
+	case errors.Is(err, backupset.ErrManifestMismatch), errors.Is(err, backupset.ErrManifestFormat),
+		errors.Is(err, backupset.ErrManifestChecksum):
+		return CheckManifest, backupset.ManifestFile
+	}
+	return CheckFiles, ""
+}
+
+// explainReplaced looks into a database or log file whose size or digest
+// differs from the manifest's and says whether it belongs to another CA or
+// log set, or holds another generation: a replaced file, not a damaged one.
+// It returns nil when there is nothing more to say.
+func explainReplaced(ctx context.Context, info *setInfo, rel string) *Problem {
+	p := info.local(rel)
+	if rel == info.dbRel {
+		meta, err := backupset.ReadDBMeta(ctx, p)
+		if err != nil {
+			return nil
+		}
+		if meta.DBSignature != info.dbSig || meta.LogSignature != info.logSig {
+			return &Problem{Check: CheckDatabase, Path: rel, Err: &backupset.ChainError{Backup: 0, Err: backupset.ErrForeignDatabase,
+				Reason: fmt.Sprintf("the file is another database (signature %x, log set %x); the set's is %x, log set %x",
+					meta.DBSignature[:], meta.LogSignature[:], info.dbSig[:], info.logSig[:])}}
+		}
+		return nil
+	}
+	dir, name := path.Split(rel)
+	gen, ok := wal.ParseFileName(info.base, name)
+	if !ok || strings.TrimSuffix(dir, "/") != backupset.DatabaseDir {
+		return nil
+	}
+	h, err := wal.ReadHeader(p)
+	if err != nil {
+		return nil
+	}
+	switch {
+	case h.Signature != info.logSig:
+		return chainProblem(CheckLogs, rel, backupset.ErrForeignLog, gen,
+			"the file belongs to log set %x, the set's is %x", h.Signature[:], info.logSig[:])
+	case h.Gen != gen:
+		return problemf(CheckLogs, rel, ErrLogOrder, "the file holds generation %d (%s)", h.Gen, wal.FileName(info.base, h.Gen))
+	}
+	return nil
+}
+
+// chainWords describes a chain of n backups.
+func chainWords(n int) string {
+	switch n {
+	case 1:
+		return "1 full backup"
+	case 2:
+		return "a full backup and 1 logs-only backup"
+	}
+	return fmt.Sprintf("a full backup and %d logs-only backups", n-1)
+}
+
+// byteWords formats a byte count for people.
+func byteWords(n int64) string {
+	switch {
+	case n >= 10<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 10<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 10<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}

@@ -1,0 +1,205 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/certsrv/certsrv/internal/backupset"
+)
+
+// Options configure Verify.
+type Options struct {
+	// TempDir is the directory under which the trial restore makes its
+	// temporary directory; "" means the system's (os.TempDir). It needs
+	// room for a copy of the database snapshot.
+	TempDir string
+	// Logger receives progress messages; nil discards them.
+	Logger *slog.Logger
+}
+
+// Verify proves the backup set in dir restorable without touching any CA:
+// it checks the set's files (against its manifest, or from the files
+// themselves when it has none), restores it into a temporary directory
+// and checks the result at the database and the CA level. doc.go lists the
+// checks. Verify reads dir and never writes into it (WriteRecord does).
+//
+// The report is returned in every case. The error is nil when the set
+// verified, a *FailedError holding the problems when it did not, and the
+// context's error when ctx ended first.
+func Verify(ctx context.Context, dir string, opts Options) (*Report, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	rep := &Report{Dir: dir, Started: time.Now()}
+	cs := newChecks()
+	var note string
+	rep.LastVerified, note = readPrevious(dir)
+	if note != "" {
+		rep.Notes = append(rep.Notes, note)
+	}
+	err := run(ctx, dir, opts.TempDir, logger, rep, cs)
+	cs.fill(rep)
+	rep.Duration = time.Since(rep.Started)
+	switch {
+	case err != nil:
+		return rep, err
+	case !rep.OK():
+		return rep, &FailedError{Dir: dir, Problems: rep.Problems}
+	}
+	logger.Info("backup set verified", "dir", dir, "files", rep.Files, "bytes", rep.Bytes,
+		"replayed", rep.Replayed, "certificates", rep.Counts.Certificates, "duration", rep.Duration)
+	return rep, nil
+}
+
+// run does Verify's work; it returns only the context's error.
+func run(ctx context.Context, dir, tempDir string, logger *slog.Logger, rep *Report, cs *checks) error {
+	info, err := describe(ctx, dir, rep, cs)
+	if err != nil || info == nil {
+		return err
+	}
+	rep.CAName, rep.Backups, rep.Files, rep.Bytes = info.caName, info.backups, info.files, info.bytes
+	rep.FirstGen, rep.LastGen, rep.SnapshotLSN = info.firstGen, info.lastGen, info.snapshotLSN
+
+	// The trial restore works from the description while the file checks
+	// prove it; its findings count only if they do.
+	tctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	trial := make(chan *trialOutcome, 1)
+	in := trialInputOf(info, tempDir)
+	go func() { trial <- runTrial(tctx, in, logger) }()
+	if info.set != nil {
+		err = verifyManifestSet(ctx, info.set, info, cs)
+	} else {
+		err = verifyRawSet(ctx, info, cs)
+	}
+	rep.LastLSN = info.lastLSN
+	layerFailed := err != nil || cs.failed(layerChecks...)
+	if layerFailed {
+		cancel()
+	}
+	tr := <-trial
+	if tr.cleanup != nil {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("the trial restore's temporary directory could not be removed: %v", tr.cleanup))
+	}
+	if err != nil {
+		return err
+	}
+	if layerFailed {
+		for _, n := range []string{CheckTrial, CheckIntegrity, CheckCACert, CheckCerts, CheckCRLs, CheckCounts} {
+			cs.skip(n, "not run: the set's files did not verify")
+		}
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return afterTrial(ctx, info, tr, rep, cs)
+}
+
+// describe reads the set's description: from its manifest, or, when it has
+// none, from its files. It returns nil (and no error) when the set cannot
+// be described; the problems say why.
+func describe(ctx context.Context, dir string, rep *Report, cs *checks) (*setInfo, error) {
+	fi, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		cs.add(&Problem{Check: CheckFiles, Err: fmt.Errorf("%w: %w", ErrNotASet, err)})
+		skipAll(cs, "not run: not a backup set")
+		return nil, nil
+	case !fi.IsDir():
+		cs.add(&Problem{Check: CheckFiles, Err: fmt.Errorf("%w: %s is not a directory", ErrNotASet, dir)})
+		skipAll(cs, "not run: not a backup set")
+		return nil, nil
+	}
+	set, err := backupset.Open(dir)
+	switch {
+	case err == nil:
+		info, err := fromManifest(dir, set)
+		if err != nil {
+			cs.add(&Problem{Check: CheckManifest, Path: backupset.ManifestFile, Err: err})
+			return nil, nil
+		}
+		rep.HasManifest, rep.ManifestChecksum = true, info.manifestChecksum
+		return info, nil
+	case errors.Is(err, backupset.ErrNoManifest), errors.Is(err, backupset.ErrIncomplete):
+		// Without a manifest (ErrIncomplete: and with *.part files, which
+		// scanRaw reports by name) the files describe the set.
+		rep.Notes = append(rep.Notes, noManifestNote)
+		sc, err := scanRaw(dir)
+		if err != nil {
+			cs.add(&Problem{Check: CheckFiles, Err: fmt.Errorf("%w: %w", ErrNotASet, err)})
+			return nil, nil
+		}
+		info := fromFiles(ctx, dir, sc, cs)
+		if info == nil {
+			skipAll(cs, "not run: the set cannot be read without a manifest")
+		}
+		return info, ctx.Err()
+	default:
+		cs.add(&Problem{Check: CheckManifest, Path: backupset.ManifestFile, Err: err})
+		skipAll(cs, "not run: the manifest cannot be trusted")
+		return nil, nil
+	}
+}
+
+// skipAll marks every check that has not run as skipped for why.
+func skipAll(cs *checks, why string) {
+	for _, n := range checkOrder {
+		cs.skip(n, why)
+	}
+}
+
+// afterTrial records the trial restore's outcome and, when the restored
+// database could be read, runs the CA checks on it.
+func afterTrial(ctx context.Context, info *setInfo, tr *trialOutcome, rep *Report, cs *checks) error {
+	for _, p := range tr.problems {
+		cs.add(p)
+	}
+	rep.FirstLSN, rep.LastLSN, rep.Replayed = info.snapshotLSN+1, info.lastLSN, tr.replay.Records
+	if tr.stage != "copy" && tr.stage != "replay" {
+		res := tr.replay
+		if res.AppliedLSN != info.lastLSN {
+			cs.add(problemf(CheckTrial, "", ErrTrialRestore, "the restored database reflects LSN %d after replay; the set's logs end at LSN %d",
+				res.AppliedLSN, info.lastLSN))
+		} else if want := info.lastLSN - info.snapshotLSN; uint64(res.Records) != want {
+			cs.add(problemf(CheckTrial, "", ErrTrialRestore, "replay applied %d records from LSN %d through %d; the set's logs hold %d after the snapshot",
+				res.Records, info.snapshotLSN+1, info.lastLSN, want))
+		}
+	}
+	if tr.stage == "copy" || tr.stage == "replay" {
+		for _, n := range []string{CheckIntegrity, CheckCACert, CheckCerts, CheckCRLs, CheckCounts} {
+			cs.skip(n, "not run: the trial restore failed")
+		}
+		return nil
+	}
+	replayed := "no log record follows the snapshot"
+	if tr.replay.Records > 0 {
+		replayed = fmt.Sprintf("replayed %d log record%s, LSNs %d..%d", tr.replay.Records, plural(tr.replay.Records), info.snapshotLSN+1, info.lastLSN)
+	}
+	cs.pass(CheckTrial, fmt.Sprintf("copied the snapshot (%s) into a temporary directory; %s", byteWords(tr.copied), replayed))
+	if tr.dump == nil {
+		for _, n := range []string{CheckCACert, CheckCerts, CheckCRLs, CheckCounts} {
+			cs.skip(n, "not run: the restored database could not be read")
+		}
+		return nil
+	}
+	cs.pass(CheckIntegrity, "PRAGMA integrity_check: ok")
+	rep.Counts = checkCounts(info, tr.dump, cs)
+	dyn := readDynamic(info)
+	caCert := findCACert(info, dyn, cs)
+	if caCert == nil {
+		cs.skip(CheckCerts, "not run: no CA certificate")
+		cs.skip(CheckCRLs, "not run: no CA certificate")
+		return nil
+	}
+	if _, err := checkCertificates(ctx, caCert, tr.dump, cs); err != nil {
+		return err
+	}
+	checkCRLs(caCert, tr.dump, dyn, cs)
+	return nil
+}
