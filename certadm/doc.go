@@ -41,6 +41,11 @@
 //	CertSrvBackupEnd                      (*BackupContext).End(ctx) error; Abort(ctx) error
 //	CertSrvBackupFree                     nothing to free: see below
 //	CertSrvServerControl                  ServerControl(ctx, server, ControlShutdown, opts...) error
+//	CertSrvRestorePrepare                 RestorePrepare(dataDir, RestoreFull) (*RestoreContext, error)
+//	CertSrvRestoreRegister                (*RestoreContext).Register(checkpointPath, logPath, restoreMap, backupLogPath, low, high) error
+//	CertSrvRestoreRegisterThroughFile     (*RestoreContext).RegisterThroughFile(path) error
+//	CertSrvRestoreRegisterComplete        (*RestoreContext).RegisterComplete(status error) error
+//	CertSrvRestoreEnd                     (*RestoreContext).End() error
 //
 // Constants keep the certbcli.h values: BackupFull is CSBACKUP_TYPE_FULL (1),
 // BackupLogsOnly CSBACKUP_TYPE_LOGS_ONLY (2), ControlShutdown
@@ -91,5 +96,7 @@
 // server runs one backup session at a time.
 //
 // Restore (CertSrvRestorePrepare and the functions after it) runs on the CA
-// host with the CA stopped and is not part of this package yet.
+// host with the CA stopped: it registers a restore in the data directory,
+// and the CA performs hard recovery when it next starts (or at certsrv
+// recover). See RestorePrepare.
 package certadm

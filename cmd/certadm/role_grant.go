@@ -26,7 +26,7 @@ func newRoleGrantCmd(a *app) *cobra.Command {
 		Use:   "grant NAME ROLE... --out DIR",
 		Short: "Give principal NAME roles and write a new credential for it into DIR",
 		Long: `Give principal NAME the listed roles (Administrator, Officer, Auditor,
-Operator, Enrollee, Reader), replacing the roles it had. A new ECDSA P-256
+Operator, Enrollee, Reader), added to the roles it already has. A new ECDSA P-256
 key is generated here; only its public key is sent. DIR receives
 client.key (mode 0600), client.crt, trust.crt and server: a credentials
 directory to use with --creds or CERTADM_CREDS. DIR must not already hold

@@ -85,6 +85,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: version %d, want %d", ErrBadConfig, c.Version, ConfigVersion)
 	case c.CAName == "":
 		return fmt.Errorf("%w: ca_name is empty", ErrBadConfig)
+	case c.Listen == "" || c.HTTPListen == "":
+		return fmt.Errorf("%w: listen and http_listen must name an address (host:port); an empty one would bind every interface", ErrBadConfig)
 	case c.LogBase == "":
 		return fmt.Errorf("%w: log_base is empty", ErrBadConfig)
 	case c.LogSegmentSize < 64<<10:

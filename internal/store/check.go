@@ -77,7 +77,7 @@ func (r *CheckReport) String() string {
 			}
 		}
 	}
-	fmt.Fprintf(&b, "logs       %s (%d generations)\n", r.LogDir, len(r.Logs))
+	fmt.Fprintf(&b, "logs       %s (%d generation%s)\n", r.LogDir, len(r.Logs), plural(len(r.Logs)))
 	for _, g := range r.Logs {
 		switch {
 		case g.Err != nil:
@@ -250,4 +250,12 @@ func checkLogs(ctx context.Context, o Options, r *CheckReport) error {
 		}
 	}
 	return nil
+}
+
+// plural returns "s" unless n is 1.
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
