@@ -243,8 +243,20 @@
 //     close abandoned snapshots; the backup session's lease does). For the
 //     same reason only one snapshot can be open at a time: a second could
 //     not see a fully backfilled WAL (ErrSnapshotOpen).
+//   - The log hold. The snapshot holds the log (HoldLogs) from the
+//     checkpoint generation before the fence (so the fence never waits for
+//     a deletion in progress) and, once S is known, from the generation
+//     holding record S+1 (Snapshot.LogGen): the first generation a full
+//     backup made with it lists. Every checkpoint taken before the fence
+//     is at or below S, so that generation is present and at or above the
+//     first hold, which keeps it until the second is in place. Until Close,
+//     neither circular logging nor TruncateLogs deletes it or a later one,
+//     so a full backup is safe from the moment it has its snapshot without
+//     doing anything else. A backup that has copied every generation it
+//     lists ends the hold with Snapshot.ReleaseLogs before it calls
+//     TruncateLogs, which would otherwise keep those generations.
 //
-// # Log truncation and circular logging
+// # Log truncation, circular logging and log holds
 //
 // TruncateLogs takes a checkpoint and deletes, oldest first, the
 // generations at or below the number asked for that are strictly below the
@@ -256,6 +268,17 @@
 // Options.CircularLogging every checkpoint deletes the generations below
 // its generation; logs-only backups are then impossible (CircularLogging
 // reports it).
+//
+// A backup in progress holds the generations it lists and serves:
+// HoldLogs(g) until the returned release function is called, and every
+// open Snapshot from its LogGen (until Snapshot.ReleaseLogs or Close).
+// While any hold exists, neither circular logging nor TruncateLogs deletes
+// a generation at or above the lowest held one; TruncateLogs then says so
+// ("nothing: generation 9 is held by a backup in progress"). A hold makes
+// no exception for its owner: a backup ends its holds once it has copied
+// what it lists, before it calls TruncateLogs. Holds are in memory only;
+// the deletion that a release allows happens at the next checkpoint or
+// TruncateLogs.
 //
 // # Hard recovery
 //
@@ -270,13 +293,13 @@
 //
 // What restore must arrange: the live log directory must hold the records
 // after the restored database's applied_lsn, or end exactly there. After a
-// replay that stopped early (UntilLSN/UntilTime), the live log still holds
-// later records that Open would apply; they must be moved out of the log
-// directory first. Starting a log set at a given generation and LSN (so the
-// log can continue after a point-in-time restore when the generation holding
-// the stop point also holds later records) needs a facility internal/wal
-// does not offer yet; until it does, a point-in-time restore can only stop
-// at a generation boundary of the retained logs.
+// replay that stopped early (UntilLSN/UntilTime) at LSN E, the live log
+// still holds later records that Open would apply. CutLogAfter(E) removes
+// them from the log directory (wal.TruncateAfter): the generation that
+// takes record E+1 is truncated after record E and every later generation
+// is moved into a directory the caller names, never deleted; a checkpoint
+// that points past E is rewritten. Open then continues the same log set
+// from E+1, and the next roll chains the truncated generation as usual.
 //
 // # Check
 //

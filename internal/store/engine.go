@@ -37,7 +37,7 @@ func (d *DB) commit(ctx context.Context, o op) (uint64, error) {
 		}
 		return 0, err
 	}
-	p := &pendingItem{item: item{lsn: lsn, typ: t, op: o}, done: make(chan error, 1)}
+	p := &pendingItem{item: newItem(lsn, t, o), done: make(chan error, 1)}
 	d.applyCh <- p
 	if err := <-p.done; err != nil {
 		return lsn, err

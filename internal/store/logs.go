@@ -50,15 +50,31 @@ func (d *DB) checkpoint(ctx context.Context) error {
 	d.ckpt = c
 	d.stateMu.Unlock()
 	if d.opts.CircularLogging && gen > 1 {
-		deleted, err := d.log.DeleteThrough(gen - 1)
-		if len(deleted) > 0 {
-			d.logger.Info("circular logging deleted log generations", "first", deleted[0], "last", deleted[len(deleted)-1], "count", len(deleted))
-		}
-		if err != nil {
+		if err := d.deleteCircular(gen); err != nil {
 			return fmt.Errorf("checkpoint: circular logging: %w", err)
 		}
 	}
 	return nil
+}
+
+// deleteCircular deletes the generations below gen, the checkpoint
+// generation, except those a backup in progress holds (HoldLogs).
+func (d *DB) deleteCircular(gen uint32) error {
+	d.holds.mu.Lock()
+	defer d.holds.mu.Unlock()
+	through := gen - 1
+	if held, ok := d.holds.lowestLocked(); ok && held <= through {
+		if held == 0 {
+			return nil
+		}
+		through = held - 1
+		d.logger.Debug("circular logging keeps generations held by a backup in progress", "held_from", held, "checkpoint_gen", gen)
+	}
+	deleted, err := d.log.DeleteThrough(through)
+	if len(deleted) > 0 {
+		d.logger.Info("circular logging deleted log generations", "first", deleted[0], "last", deleted[len(deleted)-1], "count", len(deleted))
+	}
+	return err
 }
 
 func copyBackup(b *BackupRecord) *BackupRecord {
@@ -135,10 +151,12 @@ func (r TruncateResult) Count() int { return len(r.Deleted) }
 
 // TruncateLogs takes a checkpoint, then deletes, oldest first, the
 // generations numbered throughGen or lower that are also strictly below the
-// checkpoint generation: never the generation holding the checkpoint or a
-// later one. The caller (the backup session) passes the last generation a
-// completed backup has copied. The result lists exactly what was deleted,
-// also when the deletion stopped at an error.
+// checkpoint generation and strictly below the lowest generation a backup
+// in progress holds (HoldLogs): never the generation holding the
+// checkpoint, a held generation, or a later one. The caller (the backup
+// session) passes the last generation a completed backup has copied. The
+// result lists exactly what was deleted, also when the deletion stopped at
+// an error, and its Reason says what limited it.
 func (d *DB) TruncateLogs(ctx context.Context, throughGen uint32) (TruncateResult, error) {
 	done, err := d.begin()
 	if err != nil {
@@ -149,28 +167,34 @@ func (d *DB) TruncateLogs(ctx context.Context, throughGen uint32) (TruncateResul
 		return TruncateResult{}, fmt.Errorf("truncate logs: %w", err)
 	}
 	ck := d.CheckpointInfo()
+	d.holds.mu.Lock()
+	defer d.holds.mu.Unlock()
 	gens := d.log.Generations()
 	oldest := gens[0].Gen
-	target := min(throughGen, ck.Gen-1)
-	if target < oldest {
-		var reason string
-		switch {
-		case throughGen < oldest:
+	// Limits in int64: a hold of generation 0 allows nothing.
+	limit := int64(ck.Gen) - 1
+	why := fmt.Sprintf("generation %d holds the checkpoint (LSN %d)", ck.Gen, ck.LSN)
+	if held, ok := d.holds.lowestLocked(); ok && int64(held)-1 < limit {
+		limit = int64(held) - 1
+		why = fmt.Sprintf("generation %d is held by a backup in progress", held)
+	}
+	target := min(int64(throughGen), limit)
+	if target < int64(oldest) {
+		reason := "nothing: " + why
+		if throughGen < oldest {
 			reason = fmt.Sprintf("nothing: generations through %d are already gone (oldest present is %d)", throughGen, oldest)
-		default:
-			reason = fmt.Sprintf("nothing: generation %d holds the checkpoint (LSN %d)", ck.Gen, ck.LSN)
 		}
 		return TruncateResult{Reason: reason}, nil
 	}
-	deleted, err := d.log.DeleteThrough(target)
+	deleted, err := d.log.DeleteThrough(uint32(target))
 	res := TruncateResult{Deleted: deleted}
 	if len(deleted) > 0 {
 		res.Reason = fmt.Sprintf("deleted %d generation(s), %d through %d", len(deleted), deleted[0], deleted[len(deleted)-1])
 	} else {
 		res.Reason = "nothing deleted"
 	}
-	if throughGen > target {
-		res.Reason += fmt.Sprintf("; kept generation %d and later: generation %d holds the checkpoint (LSN %d)", target+1, ck.Gen, ck.LSN)
+	if int64(throughGen) > target {
+		res.Reason += fmt.Sprintf("; kept generation %d and later: %s", target+1, why)
 	}
 	if err != nil {
 		return res, fmt.Errorf("truncate logs: %w", err)

@@ -60,7 +60,7 @@ func (r *replayer) add(rec wal.Record) error {
 	if err != nil {
 		return &ApplyError{LSN: rec.LSN, Type: rec.Type, Err: err}
 	}
-	r.batch = append(r.batch, item{lsn: rec.LSN, typ: rec.Type, op: o})
+	r.batch = append(r.batch, newItem(rec.LSN, rec.Type, o))
 	r.expect++
 	if r.res.Records == 0 {
 		r.res.FirstLSN = rec.LSN

@@ -18,15 +18,24 @@ const snapshotFenceTimeout = 10 * time.Second
 // LSN, readable while writers continue. Its bytes are the first Size bytes
 // of the live database file, which SQLite does not change while the
 // snapshot's read transaction pins them (see doc.go). The copy's meta table
-// holds LSN and the signatures. Close releases the pin; until then the
-// SQLite WAL grows, so callers must close snapshots they abandon.
+// holds LSN and the signatures.
+//
+// A snapshot also holds the log (HoldLogs) from LogGen, the generation
+// holding record LSN+1: until ReleaseLogs or Close, neither circular
+// logging nor TruncateLogs deletes the generations a full backup lists
+// with it.
+//
+// Close releases the pin and the hold; until then the SQLite WAL grows and
+// the held generations stay, so callers must close snapshots they abandon.
 type Snapshot struct {
-	d    *DB
-	lsn  uint64
-	size int64
-	sigs Signatures
-	f    *os.File
-	pin  *sql.Conn
+	d       *DB
+	lsn     uint64
+	size    int64
+	sigs    Signatures
+	logGen  uint32
+	f       *os.File
+	pin     *sql.Conn
+	release func() // ends the log hold
 
 	mu     sync.RWMutex // ReadAt holds it shared; Close exclusively
 	closed bool
@@ -37,7 +46,14 @@ type Snapshot struct {
 // the applier paused and a connection holding BEGIN IMMEDIATE, it
 // checkpoints the SQLite WAL until every frame is in the database file,
 // starts the pinning read transaction and reads applied_lsn (S) and the
-// page count inside it, then lifts the fence.
+// page count inside it, then lifts the fence. The log is held (HoldLogs)
+// from the checkpoint generation before the fence, and from LogGen, the
+// generation holding record S+1, once S is known; every checkpoint taken
+// before the fence is at or below S, so that generation is present and is
+// never deleted before ReleaseLogs or Close. A full backup that lists
+// the generations from LogGen on is thus safe from circular logging and
+// truncation from the moment it has its snapshot until it calls
+// ReleaseLogs or Close.
 func (d *DB) Snapshot(ctx context.Context) (*Snapshot, error) {
 	done, err := d.begin()
 	if err != nil {
@@ -50,11 +66,24 @@ func (d *DB) Snapshot(ctx context.Context) (*Snapshot, error) {
 		return nil, fmt.Errorf("snapshot: %w", ErrSnapshotOpen)
 	}
 	d.pins.Add(1)
+	// Hold the log from the checkpoint generation before the fence, so the
+	// fence never waits for a deletion in progress. Every checkpoint taken
+	// before the fence is at or below S, so this floor is at or below the
+	// generation holding S+1, and no later deletion passes it.
+	d.stateMu.Lock()
+	floor := d.ckpt.Gen
+	d.stateMu.Unlock()
+	pre := d.HoldLogs(floor)
 	s, err := d.takeSnapshot(ctx)
 	if err != nil {
+		pre()
 		d.pins.Add(-1)
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
+	// Narrow the hold to the generation holding S+1; the new hold is in
+	// place before the floor is released.
+	s.release = d.HoldLogs(s.logGen)
+	pre()
 	d.stateMu.Lock()
 	d.snaps[s] = struct{}{}
 	d.stateMu.Unlock()
@@ -139,6 +168,10 @@ func (d *DB) takeSnapshot(ctx context.Context) (_ *Snapshot, err error) {
 		}
 		return nil, err
 	}
+	// The applier is paused, so applied_lsn is S and every checkpoint so
+	// far was at or below it: the generation holding S+1 is present, and
+	// the caller's hold from the checkpoint generation keeps it.
+	s.logGen = d.genFor(s.lsn + 1)
 	return s, nil
 }
 
@@ -150,6 +183,19 @@ func (s *Snapshot) Size() int64 { return s.size }
 
 // Signatures returns the signatures recorded in the snapshot.
 func (s *Snapshot) Signatures() Signatures { return s.sigs }
+
+// LogGen returns the generation that holds (or will hold) record LSN+1:
+// the first generation a full backup with this snapshot needs. The snapshot
+// holds the log from it until ReleaseLogs or Close.
+func (s *Snapshot) LogGen() uint32 { return s.logGen }
+
+// ReleaseLogs ends the snapshot's log hold while keeping the snapshot open
+// and readable. A full backup calls it once it has copied every generation
+// it lists, before it asks TruncateLogs to delete them: while the hold
+// exists, TruncateLogs keeps LogGen and every later generation, including
+// those the backup has just copied. It is idempotent and safe for
+// concurrent use; Close ends the hold in any case.
+func (s *Snapshot) ReleaseLogs() { s.release() }
 
 // ReadAt reads snapshot bytes at off, straight from the pinned database
 // file (io.ReaderAt; io.EOF at Size). It is safe for concurrent use and
@@ -180,8 +226,10 @@ func (s *Snapshot) ReadAt(p []byte, off int64) (int, error) {
 // NewReader returns a reader of the whole snapshot from its first byte.
 func (s *Snapshot) NewReader() io.Reader { return io.NewSectionReader(s, 0, s.size) }
 
-// Close releases the pin and the file. It is safe to call more than once
-// and concurrently with ReadAt; later reads fail with ErrClosed.
+// Close releases the pin, the file and the log hold. It is safe to call
+// more than once and concurrently with ReadAt; later reads fail with
+// ErrClosed. Generations the hold kept are deleted by the next checkpoint
+// (with circular logging) or TruncateLogs, not by Close.
 func (s *Snapshot) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -195,6 +243,7 @@ func (s *Snapshot) Close() error {
 		err = rerr
 	}
 	s.pin.Close()
+	s.release()
 	s.d.pins.Add(-1)
 	s.d.stateMu.Lock()
 	delete(s.d.snaps, s)

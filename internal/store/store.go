@@ -129,6 +129,8 @@ type DB struct {
 
 	ckptMu sync.Mutex // serialises checkpoints
 
+	holds logHolds // generations backups in progress need (HoldLogs)
+
 	stateMu  sync.Mutex
 	ckpt     Checkpoint
 	lastFull *BackupRecord

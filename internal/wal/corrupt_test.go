@@ -3,7 +3,6 @@ package wal
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"hash/crc32"
 	"os"
 	"path/filepath"
@@ -135,8 +134,12 @@ func TestFlippedByteOlderGenerationIsCorrupt(t *testing.T) {
 	}
 	err = ReadDir(context.Background(), dir, "", Signature{}, 0, nil)
 	wantCorrupt(t, err, ErrCorrupt, g.Path)
-	_, err = VerifyGeneration(g.Path, nil)
-	wantCorrupt(t, err, ErrCorrupt, g.Path)
+	for _, v := range verifiers {
+		_, err = v.verify(t, g.Path, nil)
+		if ce := wantCorrupt(t, err, ErrCorrupt, g.Path); ce.Offset != int64(mid) {
+			t.Fatalf("%s: offset %d, want %d", v.name, ce.Offset, mid)
+		}
+	}
 }
 
 func TestBadLastRecordOlderGenerationIsCorrupt(t *testing.T) {
@@ -176,12 +179,19 @@ func TestChainDetectsAlteredOlderGeneration(t *testing.T) {
 	if ce.Gen != 3 || ce.Offset != 48 {
 		t.Fatalf("chain error gen %d offset %d, want 3, 48", ce.Gen, ce.Offset)
 	}
-	if _, err := VerifyGeneration(g.Path, &gens[0]); err != nil {
-		t.Fatalf("VerifyGeneration of the altered generation itself: %v", err)
+	for _, v := range verifiers {
+		altered, err := v.verify(t, g.Path, &gens[0])
+		if err != nil {
+			t.Fatalf("%s of the altered generation itself: %v", v.name, err)
+		}
+		if altered.Checksum != crc32.Checksum(b[HeaderSize:], castagnoli) {
+			t.Fatalf("%s: final checksum %08x of the altered bytes", v.name, altered.Checksum)
+		}
+		_, err = v.verify(t, gens[2].Path, &altered)
+		if ce := wantCorrupt(t, err, ErrChain, gens[2].Path); ce.Offset != 48 {
+			t.Fatalf("%s: chain error at offset %d, want 48", v.name, ce.Offset)
+		}
 	}
-	_, err = VerifyGeneration(gens[2].Path, &GenInfo{Gen: 2, Path: g.Path, Signature: g.Signature, Created: g.Created,
-		Checksum: crc32.Checksum(b[HeaderSize:], castagnoli), LastLSN: g.LastLSN, FirstLSN: g.FirstLSN, BaseLSN: g.BaseLSN})
-	wantCorrupt(t, err, ErrChain, gens[2].Path)
 
 	// The last record dropped at a record boundary: also only the chain tells.
 	mustWrite(t, g.Path, orig[:last])
@@ -228,8 +238,11 @@ func TestUnknownVersion(t *testing.T) {
 	if ce.Offset != 8 {
 		t.Fatalf("offset %d, want 8", ce.Offset)
 	}
-	if _, err := ReadHeader(p); !errors.Is(err, ErrVersion) {
-		t.Fatalf("ReadHeader: %v", err)
+	for _, r := range headerReaders {
+		_, err := r.read(t, p)
+		if ce := wantCorrupt(t, err, ErrVersion, r.path(p)); ce.Offset != 8 {
+			t.Fatalf("%s: offset %d, want 8", r.name, ce.Offset)
+		}
 	}
 }
 
@@ -403,7 +416,11 @@ func TestReadDirLeavesTornTail(t *testing.T) {
 	if err != nil || gens[len(gens)-1].Size != int64(len(b)) || gens[len(gens)-1].Sealed {
 		t.Fatalf("ScanDir newest %+v, %v", gens[len(gens)-1], err)
 	}
-	// VerifyGeneration treats its file as sealed: the torn tail is corruption.
-	_, err = VerifyGeneration(g.Path, &gens[len(gens)-2])
-	wantCorrupt(t, err, ErrCorrupt, g.Path)
+	// Verification of a sealed generation treats the torn tail as corruption.
+	for _, v := range verifiers {
+		_, err = v.verify(t, g.Path, &gens[len(gens)-2])
+		if ce := wantCorrupt(t, err, ErrCorrupt, g.Path); ce.Offset != int64(len(b)) {
+			t.Fatalf("%s: offset %d, want %d", v.name, ce.Offset, len(b))
+		}
+	}
 }

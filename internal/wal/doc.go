@@ -77,7 +77,8 @@
 //
 // # Verification and damage
 //
-// Open, ReadFrom, ReadDir, ScanDir and VerifyGeneration verify: the header;
+// Open, ReadFrom, ReadDir, ScanDir, VerifyGeneration and
+// VerifyGenerationBytes verify: the header;
 // that the header's generation number is the file name's (a renamed file is
 // corruption); that every generation has the expected signature
 // (ErrSignature); that generation numbers have no gap (ErrMissingGeneration,
@@ -132,7 +133,24 @@
 // function for every record from a given LSN on. A Record's Payload is
 // never reused by the package; the receiver may keep it. ScanDir and
 // VerifyGeneration return GenInfo values, for offline checks and for
-// verifying generations one by one as a backup serves them.
+// verifying generations one by one. VerifyGenerationBytes and DecodeHeader
+// make the same checks as VerifyGeneration and ReadHeader on bytes already
+// in memory (the file readers are thin wrappers over them), so a backup
+// verifies exactly the bytes it sends.
+//
+// # Cutting the log
+//
+// TruncateAfter makes a closed log set end after a given record, for a
+// point-in-time restore. The generation that will take the next record (the
+// newest whose first LSN is at most that LSN plus one) is truncated after
+// the record and fsynced; every later generation file is moved, newest
+// first, into a directory the caller names, never deleted. The truncated
+// generation is then the newest: exactly like a newest generation whose torn
+// tail was cut, its records are appended to and its final checksum goes into
+// the next generation's header at the next roll. The header of the cut
+// generation is not rewritten, so the file format and the chain are those
+// above; a crash part way leaves a contiguous log that still verifies and
+// ends at or after the cut point, and repeating the call completes it.
 //
 // # Tests
 //

@@ -30,6 +30,13 @@ var (
 	ErrTooLarge = errors.New("log record too large")
 	// ErrInvalidType is returned by Append for record type 0.
 	ErrInvalidType = errors.New("invalid log record type")
+	// ErrOutOfRange means TruncateAfter was asked to end the log at an LSN
+	// it cannot end at: past its last record, or below its oldest
+	// generation (see *RangeError).
+	ErrOutOfRange = errors.New("LSN outside the log")
+	// ErrKeepDir means TruncateAfter was given no directory to move later
+	// generations into, or the log directory itself.
+	ErrKeepDir = errors.New("bad keep directory")
 )
 
 // CorruptError describes damage found in one generation file. Offset is the
@@ -66,4 +73,30 @@ func (e *CorruptError) Unwrap() []error {
 
 func corrupt(path string, gen uint32, off int64, sentinel error, format string, args ...any) *CorruptError {
 	return &CorruptError{Path: path, Gen: gen, Offset: off, Reason: fmt.Sprintf(format, args...), Err: sentinel}
+}
+
+// RangeError is a cut point TruncateAfter refused: the log in Dir can end
+// at any LSN from Low (the LSN before its oldest generation's first LSN)
+// through High (its last record), and LSN is outside that range.
+type RangeError struct {
+	Dir       string
+	LSN       LSN
+	Low, High LSN
+}
+
+func (e *RangeError) Error() string {
+	if e.LSN < e.Low {
+		return fmt.Sprintf("cut log in %s after LSN %d: the oldest generation starts at LSN %d, so the log cannot end before LSN %d: %v",
+			e.Dir, e.LSN, e.Low+1, e.Low, ErrMissingGeneration)
+	}
+	return fmt.Sprintf("cut log in %s after LSN %d: the log ends at LSN %d: %v", e.Dir, e.LSN, e.High, ErrOutOfRange)
+}
+
+// Unwrap returns ErrOutOfRange and, when LSN is below the log,
+// ErrMissingGeneration.
+func (e *RangeError) Unwrap() []error {
+	if e.LSN < e.Low {
+		return []error{ErrOutOfRange, ErrMissingGeneration}
+	}
+	return []error{ErrOutOfRange}
 }

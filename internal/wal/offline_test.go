@@ -90,27 +90,33 @@ func TestReadDirFrom(t *testing.T) {
 func TestVerifyGenerationChain(t *testing.T) {
 	dir := makeLog(t, 2048, 200, 4)
 	gens := mustGens(t, dir)
-	var prev *GenInfo
-	for _, g := range gens[:len(gens)-1] {
-		info, err := VerifyGeneration(g.Path, prev)
-		if err != nil {
-			t.Fatalf("VerifyGeneration(%d): %v", g.Gen, err)
-		}
-		if info.LastLSN != g.LastLSN || info.Checksum != g.Checksum || info.Size != g.Size {
-			t.Fatalf("generation %d: %+v, ScanDir said %+v", g.Gen, info, g)
-		}
-		prev = &info
+	for _, v := range verifiers {
+		t.Run(v.name, func(t *testing.T) {
+			var prev *GenInfo
+			for _, g := range gens[:len(gens)-1] {
+				info, err := v.verify(t, g.Path, prev)
+				if err != nil {
+					t.Fatalf("generation %d: %v", g.Gen, err)
+				}
+				if info.LastLSN != g.LastLSN || info.Checksum != g.Checksum || info.Size != g.Size || info.Path != g.Path || !info.Sealed {
+					t.Fatalf("generation %d: %+v, ScanDir said %+v", g.Gen, info, g)
+				}
+				prev = &info
+			}
+			// Skipping a generation breaks the chain.
+			first, err := v.verify(t, gens[0].Path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = v.verify(t, gens[2].Path, &first)
+			wantCorrupt(t, err, ErrChain, gens[2].Path)
+		})
 	}
-	// Skipping a generation breaks the chain.
-	first, err := VerifyGeneration(gens[0].Path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = VerifyGeneration(gens[2].Path, &first)
-	wantCorrupt(t, err, ErrChain, gens[2].Path)
-	h, err := ReadHeader(gens[2].Path)
-	if err != nil || h.Gen != 3 || h.FirstLSN != gens[2].BaseLSN || h.PrevChecksum != gens[1].Checksum || h.Version != Version {
-		t.Fatalf("ReadHeader: %+v, %v", h, err)
+	for _, r := range headerReaders {
+		h, err := r.read(t, gens[2].Path)
+		if err != nil || h.Gen != 3 || h.FirstLSN != gens[2].BaseLSN || h.PrevChecksum != gens[1].Checksum || h.Version != Version {
+			t.Fatalf("%s: %+v, %v", r.name, h, err)
+		}
 	}
 }
 

@@ -168,8 +168,10 @@ func checkChain(g *GenInfo, prev *GenInfo) error {
 	return nil
 }
 
-// ReadHeader reads and decodes the header of the generation file at path.
-// It does not compare the header with the file name or verify records.
+// ReadHeader reads and decodes the header of the generation file at path,
+// with the checks DecodeHeader makes; a failure is a *CorruptError naming
+// path. It does not compare the header with the file name or verify
+// records.
 func ReadHeader(path string) (Header, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -181,6 +183,19 @@ func ReadHeader(path string) (Header, error) {
 	if err != nil && n != HeaderSize {
 		b = b[:n]
 	}
+	return headerOf(path, b)
+}
+
+// DecodeHeader decodes a generation header held in memory: the first
+// HeaderSize bytes of b (later bytes are ignored). It checks what doc.go
+// lists for a header: magic, version (another version matches ErrVersion),
+// header CRC, and the generation, creation time, first LSN and predecessor
+// fields. A failure is a *CorruptError with an empty Path and Gen 0 whose
+// Offset is the offending field's.
+func DecodeHeader(b []byte) (Header, error) { return headerOf("", b) }
+
+// headerOf decodes the header in b, naming path in a failure.
+func headerOf(path string, b []byte) (Header, error) {
 	h, herr := decodeHeader(b)
 	if herr != nil {
 		return Header{}, corrupt(path, 0, herr.off, herr.err, "%s", herr.reason)
@@ -188,20 +203,55 @@ func ReadHeader(path string) (Header, error) {
 	return h, nil
 }
 
-// VerifyGeneration verifies the sealed generation file at path: its header,
-// its generation number against its file name, every record's CRC and LSN,
-// and, when prev is not nil, the chain to prev (see checkChain). The file is
-// treated as sealed: any bytes after the last whole record are corruption.
-// The returned GenInfo can be passed as prev for the next generation.
+// VerifyGeneration verifies the sealed generation file at path: it reads
+// the file whole and verifies its bytes as VerifyGenerationBytes does.
 func VerifyGeneration(path string, prev *GenInfo) (GenInfo, error) {
-	gen, ok := ParseFileName(baseOf(path), filepath.Base(path))
-	if !ok {
-		return GenInfo{}, fmt.Errorf("verify log generation %s: name is not <base><8 hex digits>.log: %w", path, ErrCorrupt)
+	gen, err := genOfPath(path)
+	if err != nil {
+		return GenInfo{}, err
 	}
 	buf, err := os.ReadFile(path)
 	if err != nil {
 		return GenInfo{}, fmt.Errorf("verify log generation %d: %w", gen, err)
 	}
+	return verifySealed(path, gen, buf, prev)
+}
+
+// VerifyGenerationBytes verifies b, the bytes of the sealed generation file
+// named by path, without reading the file: a caller that serves or copies a
+// generation verifies exactly the bytes it holds. path is never opened; its
+// file name gives the generation number (it must be <base><8 hex
+// digits>.log, and the header must carry the same number) and it names the
+// generation in errors and in the returned GenInfo. The checks are the
+// header, every record's length, CRC, type and LSN, and, when prev is not
+// nil, the chain to prev: consecutive generation numbers, the same
+// signature (a *CorruptError matching ErrSignature), the predecessor's
+// creation time and final checksum in the header, a later creation time and
+// LSN continuity (ErrChain). b is treated as sealed: any bytes after the
+// last whole record are corruption, reported with their offset in b. The
+// returned GenInfo can be passed as prev for the next generation; it does
+// not retain b.
+func VerifyGenerationBytes(path string, b []byte, prev *GenInfo) (GenInfo, error) {
+	gen, err := genOfPath(path)
+	if err != nil {
+		return GenInfo{}, err
+	}
+	return verifySealed(path, gen, b, prev)
+}
+
+// genOfPath returns the generation number in the file name of path.
+func genOfPath(path string) (uint32, error) {
+	gen, ok := ParseFileName(baseOf(path), filepath.Base(path))
+	if !ok {
+		return 0, fmt.Errorf("verify log generation %s: name is not <base><8 hex digits>.log: %w", path, ErrCorrupt)
+	}
+	return gen, nil
+}
+
+// verifySealed verifies buf as the sealed generation gen at path and its
+// chain to prev. It is the one mechanism behind VerifyGeneration and
+// VerifyGenerationBytes.
+func verifySealed(path string, gen uint32, buf []byte, prev *GenInfo) (GenInfo, error) {
 	var sig Signature
 	if prev != nil {
 		sig = prev.Signature
