@@ -82,6 +82,10 @@ type Snapshot interface {
 	LSN() uint64
 	Size() int64
 	ReadAt(p []byte, off int64) (int, error)
+	// ReleaseLogs drops the snapshot's hold on the log generations after
+	// its position (which the engine keeps from deletion while a snapshot
+	// is open); the snapshot stays readable. Idempotent.
+	ReleaseLogs()
 	Close() error
 }
 
@@ -115,4 +119,8 @@ type Engine interface {
 	CircularLogging() bool
 	// Paths returns the database's locations.
 	Paths() Paths
+	// HoldLogs keeps log generations fromGen and later from deletion (by
+	// TruncateLogs or circular logging) until release is called; release
+	// is idempotent.
+	HoldLogs(fromGen uint32) (release func())
 }

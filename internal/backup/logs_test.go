@@ -357,3 +357,63 @@ func TestLogChangedWhileServed(t *testing.T) {
 		t.Fatalf("error %v does not match ErrChangedWhileServed", err)
 	}
 }
+
+// TestFullBackupWithCircularLogging: with circular logging on, checkpoints
+// taken while a full backup runs (before and after BackupLogs, with new
+// records and rolls in between) never delete a generation the backup
+// needs: every listed log is served and verifies, and once the session ends
+// the next checkpoint deletes them again.
+func TestFullBackupWithCircularLogging(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t, func(o *store.Options) { o.CircularLogging = true })
+	write(t, db, 200)
+	m, _ := newManager(t, db)
+	id, err := m.Prepare(ctx, op1, Full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		write(t, db, 150)
+		if _, err := db.RollLog(); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names, err := m.DatabaseNames(ctx, op1, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetch(t, m, op1, id, names[0].Name)
+	logs, err := m.BackupLogs(ctx, op1, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(logs) < 3 {
+		t.Fatalf("%d logs listed, want the generations written during the backup", len(logs))
+	}
+	write(t, db, 100)
+	if err := db.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range logs {
+		fetch(t, m, op1, id, f.Name) // fails the test if a listed log was deleted
+	}
+	if _, err := m.End(ctx, op1, id, false); err != nil {
+		t.Fatalf("End: %v", err)
+	}
+	write(t, db, 10)
+	if _, err := db.RollLog(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	left := logFiles(t, db.LogDir())
+	for _, f := range logs {
+		if left[filepath.Base(f.Name)] {
+			t.Fatalf("%s still present after the session ended and a checkpoint ran with circular logging", f.Name)
+		}
+	}
+}

@@ -264,10 +264,22 @@ func (m *Manager) releaseLocked(s *session) {
 	}
 	s.released = true
 	s.open = nil
+	m.releaseLogHolds(s)
 	if s.snap != nil {
 		if err := s.snap.Close(); err != nil {
 			m.log.Warn("release backup snapshot", "session", s.short(), "err", err)
 		}
+	}
+}
+
+// releaseLogHolds drops s's holds on log generations: the snapshot's (full)
+// and the session's own (logs-only). m.mu must be held.
+func (m *Manager) releaseLogHolds(s *session) {
+	if s.snap != nil {
+		s.snap.ReleaseLogs()
+	}
+	if s.releaseLogs != nil {
+		s.releaseLogs()
 	}
 }
 
@@ -324,6 +336,7 @@ func (m *Manager) Prepare(ctx context.Context, principal string, typ Type) (stri
 			return "", err
 		}
 		s.since = *last
+		s.releaseLogs = m.eng.HoldLogs(last.LastGen + 1)
 	}
 	m.cur = s
 	m.log.Info("backup session prepared", "session", s.short(), "principal", principal, "type", typ.String(),

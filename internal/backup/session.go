@@ -69,6 +69,9 @@ type session struct {
 	readers    int   // ReadFile streams in progress
 	cancelRead context.CancelFunc
 	released   bool
+	// releaseLogs drops a logs-only session's hold on the generations it
+	// will copy (nil for a full backup, whose snapshot holds them).
+	releaseLogs func()
 }
 
 // listedLog is one generation a session listed.
@@ -270,11 +273,15 @@ func (m *Manager) CloseFile(ctx context.Context, principal, id string) error {
 
 // Read streams the open file from its current offset to its end
 // (ReadFile), calling send with each chunk's offset and bytes, in order.
-// chunk is clamped to [MinChunk, MaxChunk] (0: DefaultChunk). The offset
-// advances by every chunk send accepted; when it reaches the size, the file
-// counts as read. A failing send, a cancelled ctx or the session ending
-// stops the stream. Only one Read of a session runs at a time; its progress
-// renews the lease.
+// chunk is clamped to [MinChunk, MaxChunk] (0: DefaultChunk). The bytes
+// passed to send are valid only until send returns: Read reuses their
+// memory for the next chunk, so send must copy what it keeps (a gRPC
+// stream's Send marshals the message into its own buffer before it
+// returns) and must not modify them. The offset advances by every chunk
+// send accepted; when it reaches the size, the file counts as read. A
+// failing send, a cancelled ctx or the session ending stops the stream.
+// Only one Read of a session runs at a time; its progress renews the
+// lease.
 func (m *Manager) Read(ctx context.Context, principal, id string, chunk int, send func(off int64, p []byte) error) error {
 	m.mu.Lock()
 	s, err := m.lookup(principal, id)
@@ -315,6 +322,9 @@ func (m *Manager) Read(ctx context.Context, principal, id string, chunk int, sen
 	}()
 
 	n := int64(clampChunk(chunk))
+	// The database is read into one buffer that every chunk reuses: send
+	// must be done with p when it returns (see above).
+	var buf []byte
 	for {
 		m.mu.Lock()
 		off, ended, why := f.off, s.state == stateEnded, s.endReason
@@ -333,7 +343,10 @@ func (m *Manager) Read(ctx context.Context, principal, id string, chunk int, sen
 		if f.log >= 0 {
 			p = f.data[off : off+k]
 		} else {
-			p = make([]byte, k)
+			if buf == nil {
+				buf = make([]byte, min(n, f.size))
+			}
+			p = buf[:k]
 			if got, err := snap.ReadAt(p, off); int64(got) < k {
 				if err == nil || errors.Is(err, io.EOF) {
 					err = io.ErrUnexpectedEOF
@@ -394,6 +407,9 @@ func (m *Manager) TruncateLogs(ctx context.Context, principal, id string) (Trunc
 			"cannot truncate logs: %s; TruncateLogs needs every listed file copied first", what)
 	}
 	defer m.touch(s)
+	// Every listed file is copied: the session's own hold on the logs
+	// after its position must not keep its truncation from deleting them.
+	m.releaseLogHolds(s)
 	res, err := m.eng.TruncateLogs(ctx, s.sealed)
 	if err != nil {
 		return Truncation{}, apierr.New(apierr.Unexpected, "truncate logs through generation %d: %w", s.sealed, err)

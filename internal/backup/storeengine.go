@@ -65,6 +65,7 @@ func fromStore(b *store.BackupRecord) *Record {
 }
 
 func (e storeEngine) NeedFullBackup() bool  { return e.db.NeedFullBackup() }
+func (e storeEngine) HoldLogs(fromGen uint32) func() { return e.db.HoldLogs(fromGen) }
 func (e storeEngine) CircularLogging() bool { return e.db.CircularLogging() }
 
 func (e storeEngine) Paths() Paths {
