@@ -64,9 +64,9 @@ func fromStore(b *store.BackupRecord) *Record {
 	}
 }
 
-func (e storeEngine) NeedFullBackup() bool  { return e.db.NeedFullBackup() }
+func (e storeEngine) NeedFullBackup() bool           { return e.db.NeedFullBackup() }
 func (e storeEngine) HoldLogs(fromGen uint32) func() { return e.db.HoldLogs(fromGen) }
-func (e storeEngine) CircularLogging() bool { return e.db.CircularLogging() }
+func (e storeEngine) CircularLogging() bool          { return e.db.CircularLogging() }
 
 func (e storeEngine) Paths() Paths {
 	return Paths{DB: e.db.DBPath(), LogDir: e.db.LogDir(), SysDir: e.db.SysDir(), LogBase: e.db.LogBase()}
