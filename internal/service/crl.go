@@ -115,6 +115,9 @@ func (c *CA) publishLocked(ctx context.Context, delta bool) (*CRLInfo, error) {
 	}
 	number := last + 1
 	now := c.now()
+	if c.db.NeedFullBackup() {
+		number = max(number, restoredCRLFloor(now))
+	}
 	var (
 		entries              []ca.RevokedEntry
 		thisUpdate, nextUpdt time.Time
@@ -227,6 +230,23 @@ func crlDue(r store.CRL, interval time.Duration) time.Time {
 	return due
 }
 
+// restoredCRLFloor is the lowest CRL number used after a restore, until
+// the next full backup: the current Unix time in seconds. A restored
+// database does not know the CRLs the CA published after the backup it was
+// restored from, and clients may hold them; RFC 5280 §5.2.3 requires CRL
+// numbers to grow. Numbers grow by one per CRL, far slower than one per
+// second, so the time is above every number published before the restore,
+// and later restores move the floor up again.
+func restoredCRLFloor(now time.Time) uint64 { return uint64(now.Unix()) }
+
+// renumberDue reports whether full is the last full CRL of a restored
+// database that has not been republished under the post-restore floor: the
+// publisher then publishes a full CRL (and a delta on it) at once, so
+// clients holding a CRL from after the backup get a newer one.
+func (c *CA) renumberDue(full store.CRL) bool {
+	return c.db.NeedFullBackup() && full.Number < restoredCRLFloor(full.ThisUpdate)
+}
+
 // publishDue publishes what is due (and with repair, rewrites stale
 // files) and returns how long to wait before the next check, or stop when
 // the database is closed or ctx is done.
@@ -240,7 +260,7 @@ func (c *CA) publishDue(ctx context.Context, repair bool) (wait time.Duration, s
 	}
 	full, err := c.db.LastCRL(ctx, false)
 	switch {
-	case errors.Is(err, store.ErrNotFound) || (err == nil && !c.now().Before(crlDue(full, c.crlTimes.interval))):
+	case errors.Is(err, store.ErrNotFound) || (err == nil && (!c.now().Before(crlDue(full, c.crlTimes.interval)) || c.renumberDue(full))):
 		if _, err := c.PublishCRL(ctx, false); err != nil {
 			return failed("full", err)
 		}

@@ -396,3 +396,67 @@ func TestDeltaCompleteUnderConcurrentRevocation(t *testing.T) {
 		t.Errorf("full+delta list %d certificates, want %d", len(union), len(rs))
 	}
 }
+
+// TestCRLNumbersAfterRestore: a restored database (need-full-backup set)
+// does not know CRLs published after its backup, so the publisher
+// republishes at once with numbers at least the current Unix time, above
+// any number used before; numbering is by one again after a full backup
+// clears the flag.
+func TestCRLNumbersAfterRestore(t *testing.T) {
+	c := newCA(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	before, _ := c.Store().LastCRL(ctx, false)
+	if before.Number > 10 {
+		t.Fatalf("fresh CA's CRL number %d", before.Number)
+	}
+	if err := c.Store().SetNeedFullBackup(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	floor := uint64(time.Now().Unix())
+	done := make(chan struct{})
+	go func() { c.RunPublisher(ctx); close(done) }()
+	deadline := time.Now().Add(10 * time.Second)
+	var full, delta *big.Int
+	for {
+		f, _ := readCRLIfAny(c.crlPath(false))
+		d, _ := readCRLIfAny(c.crlPath(true))
+		if f != nil && d != nil && f.Number.Uint64() >= floor && d.Number.Uint64() > f.Number.Uint64() {
+			full, delta = f.Number, d.Number
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the publisher did not republish under the post-restore floor")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	info, err := c.PublishCRL(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Number.Cmp(delta) <= 0 || info.Number.Uint64() < floor {
+		t.Fatalf("next full CRL %v after %v/%v", info.Number, full, delta)
+	}
+	if err := c.Store().SetNeedFullBackup(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	next, err := c.PublishCRL(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Number.Uint64() != info.Number.Uint64()+1 {
+		t.Fatalf("after the full backup the number went %v -> %v, want +1", info.Number, next.Number)
+	}
+}
+
+// readCRLIfAny parses a published CRL file, or returns nil if it is
+// missing or unreadable (the publisher may be writing it).
+func readCRLIfAny(path string) (*x509.RevocationList, error) {
+	der, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseRevocationList(der)
+}
