@@ -53,11 +53,15 @@ type Appender struct {
 // the listed generations are not consecutive or the first is not the
 // set's last generation plus one, or its first LSN not the set's last LSN
 // plus one; with ErrBadPath when a name is not a log file name of the set's
-// base. The set itself is not modified.
+// base; and with ErrNoManifest for a derived set (Derive), whose chain no
+// manifest records. The set itself is not modified.
 func (s *Set) AppendIncremental(ctx context.Context, inc Incremental) (*Appender, error) {
 	m := s.m
 	fail := func(err error) (*Appender, error) {
 		return nil, fmt.Errorf("append to backup set %s: %w", s.dir, err)
+	}
+	if !s.HasManifest() {
+		return fail(fmt.Errorf("%w: a logs-only backup continues a set with a manifest; take a full backup into a new set", ErrNoManifest))
 	}
 	if err := s.checkCA(inc.CAName, inc.CACertSHA256); err != nil {
 		return fail(err)
@@ -123,13 +127,14 @@ func (s *Set) CheckCA(caName string, certSHA256 [32]byte) error {
 }
 
 // checkCA compares the CA's name and certificate digest with the set's; a
-// zero value is not compared.
+// zero value is not compared, nor is the digest of a derived set that
+// holds no CA certificate.
 func (s *Set) checkCA(caName string, certSHA256 [32]byte) error {
 	m := s.m
 	if caName != "" && caName != m.CA.Name {
 		return fmt.Errorf("%w: the server's CA is %q, the set's %q", ErrForeignSet, caName, m.CA.Name)
 	}
-	if certSHA256 != ([32]byte{}) {
+	if certSHA256 != ([32]byte{}) && m.CA.CertSHA256 != "" {
 		if got := hex.EncodeToString(certSHA256[:]); got != m.CA.CertSHA256 {
 			return fmt.Errorf("%w: the server's CA certificate has SHA-256 %s, the set's %s", ErrForeignSet, got, m.CA.CertSHA256)
 		}

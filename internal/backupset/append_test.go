@@ -46,7 +46,7 @@ func TestAppendRefusesAnotherCA(t *testing.T) {
 	b := newSource(t, "B CA")
 	dir := t.TempDir()
 	m := a.fullBackup(dir)
-	b.write(400)
+	b.writeSized(400, 600) // more generations than a's full backup holds
 	b.roll()
 	s, err := Open(dir)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/certsrv/certsrv/internal/datadir"
 	"github.com/certsrv/certsrv/internal/wal"
 )
 
@@ -171,6 +172,30 @@ func TestCorruptionCatalogue(t *testing.T) {
 			os.WriteFile(p, bytes.Replace(b, []byte("\n44 /"), []byte("\n44 ."), 1), 0o600)
 			setEntry(t, dir, rm.Path)
 		}, []error{ErrBadRestoreMap}},
+		{"restore map of another database, manifest rehashed", func(t *testing.T, dir string, src *source, m *Manifest) {
+			rm := src.rmap
+			rm.Entries = slices.Clone(rm.Entries)
+			rm.Entries[0].Path = "/var/lib/certsrv/db/Other CA.db"
+			b, err := rm.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(path(dir, fileOf(m, KindRestoreMap).Path), b, 0o600)
+			setEntry(t, dir, fileOf(m, KindRestoreMap).Path)
+		}, []error{ErrBadRestoreMap}},
+		{"configuration of another CA, manifest rehashed", func(t *testing.T, dir string, _ *source, m *Manifest) {
+			b, err := json.Marshal(datadir.DefaultConfig("Other CA"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(path(dir, fileOf(m, KindConfig).Path), b, 0o600)
+			setEntry(t, dir, fileOf(m, KindConfig).Path)
+		}, []error{ErrConfig}},
+		{"database cut by a page, manifest rehashed", func(t *testing.T, dir string, _ *source, m *Manifest) {
+			db := fileOf(m, KindDatabase)
+			os.Truncate(path(dir, db.Path), db.Size-4096)
+			setEntry(t, dir, db.Path)
+		}, []error{ErrSizeMismatch, ErrTruncated}},
 		{"log generation removed from set and manifest", func(t *testing.T, dir string, _ *source, m *Manifest) {
 			l := lastLog(m)
 			os.Remove(path(dir, l.Path))

@@ -16,6 +16,8 @@
 //	DIR/<CA>.p12                 CA key and chain, PKCS#12 (kind "key"),
 //	                             only when asked for
 //	DIR/verified.json            written by a verifier; not in the manifest
+//	DIR/verified.json.tmp        what a verifier interrupted while writing
+//	                             verified.json leaves; not in the manifest
 //
 // Nothing else belongs in a set. Names starting with "." and names ending in
 // ".part" are never set files. Files are created with mode 0600 and
@@ -114,21 +116,70 @@
 // line and the entry lines with their line feeds). Nothing follows it.
 //
 // The format needs nothing but the public certadm API and a SHA-256 to
-// write, so a third-party backup program (see examples/backup-scenario)
-// can write DataBase/, Dynamic/ and certbkxp.dat without a manifest; such a
-// set without manifest.json is a "raw" set, which a later reader will accept
-// by recomputing what the manifest would hold.
+// write, so a third-party backup program (see examples/backup-scenario and
+// examples/c/backup_scenario.c) can write DataBase/, Dynamic/ and
+// certbkxp.dat without a manifest (below).
+//
+// # Sets without a manifest
+//
+// Derive describes a set that has no manifest.json from its files, and
+// Load opens a set with Open when it has a manifest and with Derive when it
+// has none. The description has the manifest's form (Set.Manifest;
+// HasManifest is false):
+//
+//   - the database snapshot is the one DataBase/*.db file (of several, the
+//     one the restore map names, else the first by name; the others are
+//     extra files); its name without ".db" is the CA's name; its meta row
+//     gives the database and log-set signatures and S;
+//   - the log base is the configuration's when Config/certsrv.json parses
+//     and the set holds logs of that base, else the only base present,
+//     else "ca" when present, else the first by name; logs of other bases
+//     are extra files. Only names exactly as internal/wal writes them
+//     (<base><8 upper-case hex digits>.log) are log generations;
+//   - one full backup covers the generations present: first_lsn from the
+//     first one's header, last_lsn from the last one (read and verified by
+//     itself), snapshot_lsn S;
+//   - the files are those that fit the layout (DataBase/<CA>.db, the log
+//     generations, DataBase/certbkxp.dat, Dynamic/<name>,
+//     Config/certsrv.json, <name>.p12 at the top), with their sizes and no
+//     digests;
+//   - the CA certificate's SHA-256 is that of the certificate in Dynamic/
+//     (DER, or PEM "CERTIFICATE" blocks) that is a CA certificate whose
+//     subject common name is the CA's name, Dynamic/<CA>.crt first; empty
+//     when there is none.
+//
+// Verify of a derived set checks what the files show: the layout (extra and
+// *.part files), that every file found is still there with its size, the
+// restore map (present, checksum, and its database entry names the set's
+// database file), the configuration when present (it names the set's CA
+// and log base), the database (as long as its SQLite header says, its
+// signatures and S unchanged, and SQLite's PRAGMA quick_check), and the
+// log generations as one chain: no gap, each holding the generation its
+// name says, carrying the database's log-set signature, every record and
+// the header chain intact, continuing the snapshot (first LSN <= S+1, last
+// LSN >= S). What only a manifest can show is not checked: file digests
+// (content that SQLite's structure checks do not cover, dynamic files, the
+// key file), a missing last generation (the chain just ends earlier), the
+// split of the chain into backups, and the CA certificate's identity beyond
+// its name. A logs-only backup is never appended to a derived set.
 //
 // # Reading the database snapshot
 //
 // ReadDBMeta opens the snapshot read-only and immutable (SQLite takes no
 // lock and creates no -wal or -shm file in the set) and reads
-// meta.db_signature, meta.log_signature and meta.applied_lsn.
+// meta.db_signature, meta.log_signature and meta.applied_lsn. Verify also
+// reads the 100-byte SQLite header: page size (bytes 16-17, big-endian; 1
+// means 65536), file change counter (24-27), database size in pages
+// (28-31) and version-valid-for number (92-95). When the size is not zero
+// and the last two numbers agree, a file shorter than page size times
+// pages was truncated (ErrTruncated); a file that is not a whole number of
+// pages was cut or extended (ErrSizeMismatch).
 //
 // # Tests
 //
 // The tests build real log generations with internal/wal and real SQLite
-// databases, write sets, and damage them one way at a time. The benchmark
+// databases, write sets (with and without a manifest), and damage them one
+// way at a time. The benchmark
 // BenchmarkAddFile measures writing a file into a set; set
 // CERTSRV_BACKUPSET_BENCH_MB to change its size (default 256).
 package backupset

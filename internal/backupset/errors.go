@@ -12,8 +12,13 @@ import (
 // was expected and found).
 var (
 	// ErrNoManifest means DIR has no manifest.json: it is not a backup set,
-	// or a backup into it never completed.
+	// a backup into it never completed, or other backup software wrote it
+	// (Derive and Load read such a set from its files).
 	ErrNoManifest = errors.New("backup set has no manifest")
+	// ErrNotASet means DIR holds neither a manifest nor any file of a set
+	// (a database snapshot, a log generation or a restore map), or is not
+	// a directory.
+	ErrNotASet = errors.New("not a backup set")
 	// ErrManifestFormat means manifest.json is not a valid format-1
 	// manifest: not JSON, an unknown field or version, a malformed value,
 	// or records that contradict each other.
@@ -60,9 +65,17 @@ var (
 	// (header, record CRCs, LSNs or the chain to the generation before it).
 	// The error also wraps the internal/wal error that says what failed.
 	ErrLogCorrupt = errors.New("log generation corrupt")
+	// ErrLogOrder means a log file holds another generation than its name
+	// says: the log files were renamed or put out of order. Such an error
+	// also matches ErrLogCorrupt.
+	ErrLogOrder = errors.New("log file holds another generation than its name says")
 	// ErrDatabase means the database snapshot cannot be read as a certsrv
-	// database (no meta row, not SQLite, unreadable).
+	// database (no meta row, not SQLite, unreadable), or SQLite finds it
+	// damaged.
 	ErrDatabase = errors.New("database snapshot unreadable")
+	// ErrConfig means Config/certsrv.json does not parse as a certsrv
+	// configuration, or names another CA or log base than the set's.
+	ErrConfig = errors.New("configuration does not match the set")
 	// ErrBadRestoreMap means certbkxp.dat is malformed, fails its checksum,
 	// or lacks one of the entries a restore needs.
 	ErrBadRestoreMap = errors.New("restore map malformed")
@@ -88,7 +101,7 @@ type FileError struct {
 
 func (e *FileError) Error() string {
 	if e.Want != "" || e.Got != "" {
-		return fmt.Sprintf("%s: %v: manifest has %s, file has %s", e.Path, e.Err, e.Want, e.Got)
+		return fmt.Sprintf("%s: %v: expected %s, found %s", e.Path, e.Err, e.Want, e.Got)
 	}
 	return fmt.Sprintf("%s: %v", e.Path, e.Err)
 }
@@ -135,12 +148,17 @@ func (e *ChainError) Error() string {
 	return b.String()
 }
 
-// Unwrap returns the sentinel and, when there is one, the cause.
+// Unwrap returns the sentinel and, when there is one, the cause. An
+// ErrLogOrder error also unwraps to ErrLogCorrupt.
 func (e *ChainError) Unwrap() []error {
-	if e.Cause != nil {
-		return []error{e.Err, e.Cause}
+	errs := []error{e.Err}
+	if e.Err == ErrLogOrder {
+		errs = append(errs, ErrLogCorrupt)
 	}
-	return []error{e.Err}
+	if e.Cause != nil {
+		errs = append(errs, e.Cause)
+	}
+	return errs
 }
 
 // VerifyError is the outcome of a Verify that found problems: every problem

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certsrv/certsrv/internal/datadir"
 	"github.com/certsrv/certsrv/internal/wal"
 )
 
@@ -48,10 +50,13 @@ func newSource(t *testing.T, caName string) *source {
 }
 
 // write appends n records of about 300 bytes.
-func (s *source) write(n int) {
+func (s *source) write(n int) { s.writeSized(n, 300) }
+
+// writeSized appends n records of size bytes.
+func (s *source) writeSized(n, size int) {
 	s.t.Helper()
 	for i := 0; i < n; i++ {
-		p := make([]byte, 300)
+		p := make([]byte, size)
 		rand.Read(p)
 		if _, err := s.log.Append(context.Background(), 1, p); err != nil {
 			s.t.Fatal(err)
@@ -131,7 +136,7 @@ func (s *source) fullBackup(dir string) *Manifest {
 	snap := filepath.Join(snapDir, s.caName+".db")
 	s.snapshot(snap)
 	first := s.log.Current()
-	s.write(300) // crosses a few 64 KiB generations
+	s.writeSized(300, 600) // crosses at least two 64 KiB generations
 	sealed := s.roll()
 	w, err := Create(dir, Options{CAName: s.caName, CACertSHA256: s.cert})
 	if err != nil {
@@ -150,7 +155,11 @@ func (s *source) fullBackup(dir string) *Manifest {
 	}
 	s.addFile(w, KindDynamic, DynamicDir+"/"+s.caName+".crl", crl)
 	cfg := filepath.Join(snapDir, "certsrv.json")
-	if err := os.WriteFile(cfg, []byte(`{"version":1,"ca_name":"`+s.caName+`"}`), 0o600); err != nil {
+	conf, err := json.Marshal(datadir.DefaultConfig(s.caName))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, conf, 0o600); err != nil {
 		s.t.Fatal(err)
 	}
 	s.addFile(w, KindConfig, ConfigDir+"/"+ConfigFile, cfg)
@@ -267,6 +276,7 @@ var allSentinels = []error{
 	ErrNoManifest, ErrManifestFormat, ErrManifestChecksum, ErrManifestMismatch, ErrMissingFile,
 	ErrExtraFile, ErrIncomplete, ErrSizeMismatch, ErrTruncated, ErrDigestMismatch, ErrChainGap,
 	ErrForeignLog, ErrForeignDatabase, ErrForeignSet, ErrLogCorrupt, ErrDatabase, ErrBadRestoreMap, ErrBadPath,
+	ErrNotASet, ErrLogOrder, ErrConfig,
 }
 
 // matching returns the sentinels err matches.

@@ -23,9 +23,10 @@ func endLSN(g wal.GenInfo) uint64 {
 
 // logChain verifies the log generations gens (ascending, each a file
 // DataBase/<base><gen>.log under root) as one chain: each header's
-// signature against sig (ErrForeignLog), the numbering without gaps
-// (ErrChainGap), and each generation's header, records and chain to the
-// generation before it (ErrLogCorrupt). prev, when not nil, is the
+// signature against sig (ErrForeignLog), the generation it names against
+// the file name (ErrLogOrder), the numbering without gaps (ErrChainGap),
+// and each generation's header, records and chain to the generation before
+// it (ErrLogCorrupt). prev, when not nil, is the
 // generation before gens[0], already verified. skip lists generations whose
 // files are already known to be damaged; they are not read, and the chain
 // restarts after them. Every problem is passed to problem; the result holds
@@ -58,6 +59,11 @@ func logChain(ctx context.Context, root, base string, sig wal.Signature, gens []
 		if h.Signature != sig {
 			problem(chainErr(ErrForeignLog, -1, gen, "log-set signature %s, the set's is %s",
 				hex.EncodeToString(h.Signature[:]), hex.EncodeToString(sig[:])))
+			prev = nil
+			continue
+		}
+		if h.Gen != gen {
+			problem(chainErr(ErrLogOrder, -1, gen, "the file holds generation %d (%s)", h.Gen, wal.FileName(base, h.Gen)))
 			prev = nil
 			continue
 		}

@@ -21,10 +21,13 @@ const ManifestFormat = 1
 const (
 	ManifestFile = "manifest.json"
 	VerifiedFile = "verified.json"
-	DatabaseDir  = "DataBase"
-	DynamicDir   = "Dynamic"
-	ConfigDir    = "Config"
-	ConfigFile   = "certsrv.json"
+	// VerifiedTmpFile is the temporary file a verifier writes
+	// verified.json through; a crash can leave it behind.
+	VerifiedTmpFile = VerifiedFile + ".tmp"
+	DatabaseDir     = "DataBase"
+	DynamicDir      = "Dynamic"
+	ConfigDir       = "Config"
+	ConfigFile      = "certsrv.json"
 	// PartSuffix marks a file being written.
 	PartSuffix = ".part"
 )

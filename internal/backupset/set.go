@@ -13,14 +13,17 @@ import (
 // maxManifest bounds the size of a manifest a reader accepts.
 const maxManifest = 16 << 20
 
-// Set is a backup set on the medium whose manifest was read and checked
-// (format and checksum). Open does not look at the other files: Verify
-// does. A Set is safe for concurrent reads; AppendIncremental must not run
+// Set is a backup set on the medium: one whose manifest was read and
+// checked (format and checksum) by Open, or one without manifest.json that
+// Derive described from its files. Open does not look at the other files,
+// and Derive only as far as it needs to describe the set: Verify checks
+// them. A Set is safe for concurrent reads; AppendIncremental must not run
 // concurrently with anything else on the same set.
 type Set struct {
 	dir string
 	m   *Manifest
-	raw []byte
+	raw []byte      // manifest.json as read; nil for a derived set
+	d   *derivation // nil for a set with a manifest
 }
 
 // Open reads dir/manifest.json: ErrNoManifest when it is absent,
@@ -68,7 +71,13 @@ func readManifestFile(p string) ([]byte, error) {
 // Dir returns the set directory.
 func (s *Set) Dir() string { return s.dir }
 
-// Manifest returns a copy of the manifest.
+// HasManifest reports whether the set was read from its manifest.json
+// (Open) rather than derived from its files (Derive).
+func (s *Set) HasManifest() bool { return s.d == nil }
+
+// Manifest returns a copy of the manifest. For a derived set it is the
+// description Derive made (see Derive): the manifest's form without a
+// checksum, file digests, backup time or server.
 func (s *Set) Manifest() *Manifest { return s.m.clone() }
 
 // Path returns the local path of a file of the set given by its manifest

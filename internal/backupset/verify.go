@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/certsrv/certsrv/internal/datadir"
 	"github.com/certsrv/certsrv/internal/wal"
 )
 
@@ -19,10 +20,13 @@ import (
 type Report struct {
 	// Dir is the set directory.
 	Dir string
-	// Files and Bytes count the files the manifest lists and their sizes.
+	// HasManifest is false for a set Derive described from its files.
+	HasManifest bool
+	// Files and Bytes count the files of the set (those the manifest lists,
+	// or those Derive found) and their sizes.
 	Files int
 	Bytes int64
-	// Backups is the number of backups in the chain.
+	// Backups is the number of backups in the chain (1 for a derived set).
 	Backups int
 	// FirstGen and LastGen are the log generations the set holds.
 	FirstGen, LastGen uint32
@@ -37,8 +41,10 @@ type Report struct {
 // OK reports whether Verify found no problem.
 func (r *Report) OK() bool { return len(r.Problems) == 0 }
 
-// Verify checks the whole set against its manifest and itself, without
-// stopping at the first problem:
+// Verify checks the whole set, without stopping at the first problem.
+//
+// For a set with a manifest it checks the set against its manifest and
+// itself:
 //   - the manifest is unchanged since Open (ErrManifestMismatch);
 //   - the chain of backups is continuous: each logs-only backup starts at
 //     the generation and LSN after the previous backup's last, and the
@@ -46,24 +52,46 @@ func (r *Report) OK() bool { return len(r.Problems) == 0 }
 //   - every listed file is present and regular (ErrMissingFile), of the
 //     listed size (ErrSizeMismatch; ErrTruncated when shorter) and SHA-256
 //     (ErrDigestMismatch);
-//   - no other file is present but manifest.json and verified.json
-//     (ErrExtraFile; ErrIncomplete for *.part files);
-//   - the restore map parses (ErrBadRestoreMap);
-//   - the database's meta row carries the manifest's signatures
-//     (ErrForeignDatabase, ErrDatabase when unreadable) and the snapshot
-//     LSN the manifest records (ErrManifestMismatch);
 //   - the log generations are exactly those of the backups' ranges, without
 //     a gap (ErrChainGap), each carries the set's log-set signature
-//     (ErrForeignLog) and verifies with its chain to the one before
-//     (ErrLogCorrupt), and each backup's LSN range is what its logs hold
-//     (ErrManifestMismatch).
+//     (ErrForeignLog), holds the generation its name says (ErrLogOrder)
+//     and verifies with its chain to the one before (ErrLogCorrupt), and
+//     each backup's LSN range is what its logs hold (ErrManifestMismatch).
+//
+// For a derived set (Derive) it checks what the files show:
+//   - every file Derive found is still present with the size it had
+//     (ErrMissingFile, ErrSizeMismatch; a new file is ErrExtraFile), and
+//     the database and the last log still say what they said then
+//     (ErrForeignDatabase, ErrManifestMismatch);
+//   - SQLite's quick_check finds no damage in the database snapshot
+//     (ErrDatabase);
+//   - the log generations have no gap (ErrChainGap, and ErrMissingFile for
+//     each missing generation when fewer than 16 are missing), each holds
+//     the generation its name says (ErrLogOrder), carries the database's
+//     log-set signature (ErrForeignLog; when every log agrees with the
+//     others but not with the database, the database is the stranger:
+//     ErrForeignDatabase) and verifies with its chain to the one before
+//     (ErrLogCorrupt); and they continue the snapshot: the first starts at
+//     or before S+1 and the last ends at or after S (ErrChainGap).
+//
+// For both:
+//   - no other file is present but manifest.json, verified.json and
+//     verified.json.tmp (ErrExtraFile; ErrIncomplete for *.part files);
+//   - the restore map is present (ErrMissingFile), parses and its
+//     database entry names the set's database file (ErrBadRestoreMap);
+//   - the database's meta row carries the set's signatures
+//     (ErrForeignDatabase, ErrDatabase when unreadable) and snapshot LSN
+//     (ErrManifestMismatch), and the file is as long as its SQLite header
+//     says (ErrTruncated);
+//   - Config/certsrv.json, when present, parses and names the set's CA and
+//     log base (ErrConfig).
 //
 // A file that fails its size or digest check is not examined further. The
 // report is returned in every case; the error is a *VerifyError holding the
 // problems when there are any, or the context's error when ctx ended.
 func (s *Set) Verify(ctx context.Context) (*Report, error) {
 	m := s.m
-	rep := &Report{Dir: s.dir, Backups: len(m.Backups)}
+	rep := &Report{Dir: s.dir, Backups: len(m.Backups), HasManifest: s.HasManifest()}
 	problem := func(err error) { rep.Problems = append(rep.Problems, err) }
 	done := func() (*Report, error) {
 		if err := ctx.Err(); err != nil {
@@ -75,25 +103,28 @@ func (s *Set) Verify(ctx context.Context) (*Report, error) {
 		return rep, nil
 	}
 
-	raw, err := readManifestFile(filepath.Join(s.dir, ManifestFile))
-	switch {
-	case err != nil:
-		problem(fmt.Errorf("%w: %s: %v", ErrManifestMismatch, ManifestFile, err))
-		return done()
-	case !bytes.Equal(raw, s.raw):
-		if _, perr := parseManifest(raw); perr != nil {
-			problem(perr)
+	if s.HasManifest() {
+		raw, err := readManifestFile(filepath.Join(s.dir, ManifestFile))
+		switch {
+		case err != nil:
+			problem(fmt.Errorf("%w: %s: %v", ErrManifestMismatch, ManifestFile, err))
+			return done()
+		case !bytes.Equal(raw, s.raw):
+			if _, perr := parseManifest(raw); perr != nil {
+				problem(perr)
+			}
+			problem(fmt.Errorf("%w: %s changed since the set was opened", ErrManifestMismatch, ManifestFile))
+			return done()
 		}
-		problem(fmt.Errorf("%w: %s changed since the set was opened", ErrManifestMismatch, ManifestFile))
-		return done()
+		verifyBackupChain(m, problem)
 	}
 
-	verifyBackupChain(m, problem)
-
 	bad := map[string]bool{}
+	kinds := map[Kind]string{}
 	for _, f := range m.Files {
 		rep.Files++
 		rep.Bytes += f.Size
+		kinds[f.Kind] = f.Path
 		if err := s.verifyFile(ctx, f); err != nil {
 			if ctx.Err() != nil {
 				return done()
@@ -104,17 +135,27 @@ func (s *Set) Verify(ctx context.Context) (*Report, error) {
 	}
 	s.findExtraFiles(problem)
 
-	if !bad[DatabaseDir+"/"+RestoreMapFile] {
-		if _, err := s.RestoreMap(); err != nil {
-			problem(err)
-		}
+	db := s.Database()
+	rmRel := DatabaseDir + "/" + RestoreMapFile
+	switch {
+	case kinds[KindRestoreMap] == "":
+		problem(&FileError{Path: rmRel, Err: fmt.Errorf("%w: the set holds no restore map", ErrMissingFile)})
+	case !bad[rmRel]:
+		s.verifyRestoreMap(db.Path, problem)
 	}
 	full := m.Backups[0]
 	rep.SnapshotLSN = full.SnapshotLSN
-	if db := s.Database(); !bad[db.Path] {
+	if !bad[db.Path] {
 		s.verifyDatabase(ctx, db, full, problem)
 	}
-	s.verifyLogs(ctx, bad, rep, problem)
+	if cfg := kinds[KindConfig]; cfg != "" && !bad[cfg] {
+		s.verifyConfig(cfg, problem)
+	}
+	if s.HasManifest() {
+		s.verifyLogs(ctx, bad, rep, problem)
+	} else {
+		s.verifyDerivedLogs(ctx, bad, rep, problem)
+	}
 	return done()
 }
 
@@ -146,11 +187,19 @@ func (s *Set) verifyFile(ctx context.Context, f FileEntry) error {
 		return &FileError{Path: f.Path, Err: ErrMissingFile}
 	}
 	if fi.Size() != f.Size {
+		if !s.HasManifest() {
+			return &FileError{Path: f.Path, Want: strconv.FormatInt(f.Size, 10) + " bytes (its size when the set was read)",
+				Got: strconv.FormatInt(fi.Size(), 10) + " bytes", Err: ErrSizeMismatch}
+		}
 		e := &FileError{Path: f.Path, Want: strconv.FormatInt(f.Size, 10) + " bytes", Got: strconv.FormatInt(fi.Size(), 10) + " bytes", Err: ErrSizeMismatch}
 		if fi.Size() < f.Size {
 			e.Err = ErrTruncated
 		}
 		return e
+	}
+	if f.SHA256 == "" {
+		// A derived set records no digest.
+		return nil
 	}
 	n, sum, err := hashFile(ctx, p)
 	if err != nil {
@@ -165,8 +214,22 @@ func (s *Set) verifyFile(ctx context.Context, f FileEntry) error {
 	return nil
 }
 
-// findExtraFiles reports every file in the set directory that the manifest
-// does not list.
+// extra returns the problem of rel, a file or directory ("Dir/") that is
+// not a set file: the one Derive found for it, else one matching sentinel.
+func (s *Set) extra(rel string, sentinel error) error {
+	if s.d != nil {
+		if p, ok := s.d.excluded[rel]; ok {
+			return p
+		}
+		if sentinel == ErrExtraFile {
+			return &FileError{Path: rel, Err: fmt.Errorf("%w: it appeared after the set was read", ErrExtraFile)}
+		}
+	}
+	return &FileError{Path: rel, Err: sentinel}
+}
+
+// findExtraFiles reports every file in the set directory that is not a file
+// of the set (not listed in the manifest, or not found by Derive).
 func (s *Set) findExtraFiles(problem func(error)) {
 	listed := make(map[string]bool, len(s.m.Files))
 	for _, f := range s.m.Files {
@@ -191,16 +254,16 @@ func (s *Set) findExtraFiles(problem func(error)) {
 		case d.IsDir() && top && (rel == DatabaseDir || rel == DynamicDir || rel == ConfigDir):
 			return nil
 		case d.IsDir():
-			problem(&FileError{Path: rel + "/", Err: ErrExtraFile})
+			problem(s.extra(rel+"/", ErrExtraFile))
 			return filepath.SkipDir
-		case top && (rel == ManifestFile || rel == VerifiedFile):
+		case top && (rel == ManifestFile || rel == VerifiedFile || rel == VerifiedTmpFile):
 			return nil
 		case listed[rel]:
 			return nil
 		case strings.HasSuffix(rel, PartSuffix):
-			problem(&FileError{Path: rel, Err: ErrIncomplete})
+			problem(s.extra(rel, ErrIncomplete))
 		default:
-			problem(&FileError{Path: rel, Err: ErrExtraFile})
+			problem(s.extra(rel, ErrExtraFile))
 		}
 		return nil
 	})
@@ -209,10 +272,17 @@ func (s *Set) findExtraFiles(problem func(error)) {
 	}
 }
 
-// verifyDatabase compares the snapshot's meta row with the manifest.
+// verifyDatabase checks that the snapshot is as long as its SQLite header
+// says, compares its meta row with the set's description and, for a
+// derived set (no digest vouches for the file), runs SQLite's quick_check
+// on it.
 func (s *Set) verifyDatabase(ctx context.Context, db FileEntry, full Backup, problem func(error)) {
 	p, err := s.Path(db.Path)
 	if err != nil {
+		problem(err)
+		return
+	}
+	if err := checkDBLength(p, db.Path); err != nil {
 		problem(err)
 		return
 	}
@@ -221,15 +291,66 @@ func (s *Set) verifyDatabase(ctx context.Context, db FileEntry, full Backup, pro
 		problem(&FileError{Path: db.Path, Err: err})
 		return
 	}
+	whose := "the manifest's"
+	if !s.HasManifest() {
+		whose = "when the set was read it was"
+	}
 	if got := hex.EncodeToString(meta.DBSignature[:]); got != s.m.CA.DBSignature {
-		problem(chainErr(ErrForeignDatabase, 0, 0, "database signature %s, the manifest's is %s", got, s.m.CA.DBSignature))
+		problem(chainErr(ErrForeignDatabase, 0, 0, "database signature %s, %s %s", got, whose, s.m.CA.DBSignature))
 	}
 	if got := hex.EncodeToString(meta.LogSignature[:]); got != s.m.CA.LogSignature {
-		problem(chainErr(ErrForeignDatabase, 0, 0, "the database names log set %s, the manifest %s", got, s.m.CA.LogSignature))
+		problem(chainErr(ErrForeignDatabase, 0, 0, "the database names log set %s, %s %s", got, whose, s.m.CA.LogSignature))
 	}
 	if meta.AppliedLSN != full.SnapshotLSN {
-		problem(chainErr(ErrManifestMismatch, 0, 0, "the database reflects LSN %d, the manifest records snapshot LSN %d",
-			meta.AppliedLSN, full.SnapshotLSN))
+		want := fmt.Sprintf("the manifest records snapshot LSN %d", full.SnapshotLSN)
+		if !s.HasManifest() {
+			want = fmt.Sprintf("when the set was read it reflected LSN %d", full.SnapshotLSN)
+		}
+		problem(chainErr(ErrManifestMismatch, 0, 0, "the database reflects LSN %d, %s", meta.AppliedLSN, want))
+	}
+	if !s.HasManifest() {
+		if err := quickCheck(ctx, p); err != nil && ctx.Err() == nil {
+			problem(&FileError{Path: db.Path, Err: err})
+		}
+	}
+}
+
+// verifyRestoreMap checks that the restore map parses and that its
+// database entry names the set's database file dbRel.
+func (s *Set) verifyRestoreMap(dbRel string, problem func(error)) {
+	rel := DatabaseDir + "/" + RestoreMapFile
+	rm, err := s.RestoreMap()
+	switch {
+	case err != nil:
+		problem(&FileError{Path: rel, Err: err})
+	case path.Base(rm.Database()) != path.Base(dbRel):
+		problem(&FileError{Path: rel, Err: fmt.Errorf("%w: it names the database file %q, the set holds %s",
+			ErrBadRestoreMap, rm.Database(), dbRel)})
+	}
+}
+
+// verifyConfig checks that the set's configuration file rel parses and
+// names the set's CA and log base.
+func (s *Set) verifyConfig(rel string, problem func(error)) {
+	p, err := s.Path(rel)
+	if err != nil {
+		problem(err)
+		return
+	}
+	b, err := readSmall(p)
+	if err != nil {
+		problem(&FileError{Path: rel, Err: fmt.Errorf("%w: %w", ErrConfig, err)})
+		return
+	}
+	cfg, err := datadir.ParseConfig(b)
+	switch {
+	case err != nil:
+		problem(&FileError{Path: rel, Err: fmt.Errorf("%w: %w", ErrConfig, err)})
+	case cfg.CAName != s.m.CA.Name:
+		problem(&FileError{Path: rel, Err: fmt.Errorf("%w: it names CA %q, the set's is %q", ErrConfig, cfg.CAName, s.m.CA.Name)})
+	case cfg.LogBase != "" && cfg.LogBase != s.m.CA.LogBase:
+		problem(&FileError{Path: rel, Err: fmt.Errorf("%w: it names log base %q, the set's logs have base %q",
+			ErrConfig, cfg.LogBase, s.m.CA.LogBase)})
 	}
 }
 

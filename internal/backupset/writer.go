@@ -130,13 +130,14 @@ func (w *Writer) AddFile(ctx context.Context, kind Kind, rel string, r io.Reader
 }
 
 // logBaseOf returns the base of a log generation file name,
-// <base><8 hex digits>.log, or "" when name is not one.
+// <base><8 upper-case hex digits>.log as internal/wal names it, or "" when
+// name is not one.
 func logBaseOf(name string) string {
 	if len(name) <= 12 || !strings.HasSuffix(name, ".log") {
 		return ""
 	}
 	base := name[:len(name)-12]
-	if _, ok := wal.ParseFileName(base, name); !ok {
+	if gen, ok := wal.ParseFileName(base, name); !ok || wal.FileName(base, gen) != name {
 		return ""
 	}
 	return base

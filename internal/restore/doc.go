@@ -88,12 +88,13 @@
 // of the snapshot under restore/, below), in this order: the data
 // directory's lock (ErrCARunning while a CA or another restore holds it);
 // any earlier record (ErrRegistrationPending, ErrRecoveryPending); the whole
-// backup set (backupset.Set.Verify: manifest and its checksum, every file's
-// size and SHA-256, no extra or missing file, the restore map, the database
-// snapshot's signatures and LSN against the manifest, every log generation,
-// its signature and its chain, the chain of backups without gap; its
-// sentinels are kept in the error); the target (empty, or with Force the
-// same CA: same CA certificate, CA name and log base, else
+// backup set (backupset.Load, then backupset.Set.Verify: manifest and its
+// checksum, every file's size and SHA-256, no extra or missing file, the
+// restore map and that it names the set's database, the configuration, the
+// database snapshot's length, signatures and LSN against the manifest,
+// every log generation, its signature and its chain, the chain of backups
+// without gap; its sentinels are kept in the error); the target (empty, or
+// with Force the same CA: same CA certificate, CA name and log base, else
 // ErrTargetNotEmpty or ErrForeignTarget); the CA key (kept when the target
 // holds the set's CA certificate and a key; else the set's <CA>.p12 must
 // open with the password and hold the set's CA certificate: ErrNoKey,
@@ -121,6 +122,27 @@
 //
 // The live log directory is never touched by restore: with Force on the
 // CA's own directory its generations stay for catch-up.
+//
+// # Sets without a manifest
+//
+// Backup software other than certadm writes the certbcli.h layout
+// (DataBase/<CA>.db, the log generations, DataBase/certbkxp.dat, Dynamic/)
+// without manifest.json. Restore accepts such a set: backupset.Load derives
+// its description from the files (backupset.Derive) and its Verify checks
+// everything the files show (the layout, the restore map naming the
+// database, the configuration when present, the database's length,
+// signatures, position and SQLite's quick_check, and the log generations'
+// headers, signatures, chain, records and continuity with the snapshot);
+// file digests cannot be checked. Restore logs backupset.NoManifestNote as
+// a warning and puts it in Report.Notes. The CA's name is the database
+// file's name, which the restore map and a configuration in the set must
+// agree with. The CA certificate that identifies the CA (to compare with a
+// target's and with the key file's) is the set's Dynamic/ CA certificate
+// with that name; a set that holds none is refused (ErrNoCACert). The key
+// comes from a <CA>.p12 the set holds (`certadm key backup DIR` writes
+// one into the set), opened with the password, or from the target as for
+// any set. The chain is one full backup: low_generation and
+// high_generation are the first and last generations present.
 //
 // # Hard recovery (Recover)
 //
@@ -220,11 +242,13 @@
 // # Tests
 //
 // The tests make real CAs (internal/service) and real backup sets
-// (internal/backupset), damage sets one way at a time, interrupt recovery
+// (internal/backupset, and the example backup program
+// examples/backup-scenario, built and run against internal/testserver,
+// for a set without a manifest), damage sets one way at a time, interrupt recovery
 // after every state it records, kill a CA process and a recovery process
 // with SIGKILL (the test binary re-executed as a child), and restore
-// through the certadm functions in package certadm. They take about 15
-// seconds on two cores. BenchmarkHardRecovery reports records/s (set
+// through the certadm functions in package certadm. They take about 30
+// seconds on two cores (building the example program included). BenchmarkHardRecovery reports records/s (set
 // CERTSRV_RESTORE_BENCH_RECORDS, default 100000); BenchmarkRestoreVsCopy
 // compares a restore with cp of the same set plus the replay (set
 // CERTSRV_RESTORE_BENCH_MB=1024 for a 1 GiB database, default 64).

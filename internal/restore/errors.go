@@ -71,8 +71,13 @@ var (
 	// password was given.
 	ErrPasswordRequired = errors.New("the key file's password is required")
 	// ErrKeyMismatch means the set's PKCS#12 file holds another certificate
-	// than the CA certificate the manifest names.
+	// than the set's CA certificate (the one the manifest names, or for a
+	// set without manifest the one in Dynamic/).
 	ErrKeyMismatch = errors.New("key file does not belong to the backup set's CA")
+	// ErrNoCACert means a backup set without manifest.json holds no CA
+	// certificate of its CA in Dynamic/, so restore cannot tell which CA
+	// certificate (and so which key, and which target) belongs to it.
+	ErrNoCACert = errors.New("the backup set does not identify its CA certificate")
 	// ErrLogInstall means the log directory could not be brought to the
 	// recovered position (see doc.go, "The live log after recovery").
 	ErrLogInstall = errors.New("cannot rebuild the log directory")

@@ -108,15 +108,24 @@ func (s *source) stop() {
 	s.lock.Release()
 }
 
-// csr returns a PEM CSR for name.example with the source's request key.
+// csrFor returns a PEM CSR for name.example with the request key key.
 func csrFor(t testing.TB, key *ecdsa.PrivateKey, name string) []byte {
 	t.Helper()
+	b, err := newCSR(key, name)
+	must(t, err, "create CSR")
+	return b
+}
+
+// newCSR returns a PEM CSR for name.example with the request key key.
+func newCSR(key *ecdsa.PrivateKey, name string) ([]byte, error) {
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
 		Subject:  pkix.Name{CommonName: name + ".example"},
 		DNSNames: []string{name + ".example"},
 	}, key)
-	must(t, err, "create CSR")
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
 }
 
 // issue issues one certificate and returns its serial.

@@ -27,8 +27,10 @@ const BackupLogsDir = "logs"
 
 // Options configure Restore.
 type Options struct {
-	// SetDir is the backup set to restore (what `certadm backup DIR`
-	// wrote): a full backup and the logs-only backups appended to it.
+	// SetDir is the backup set to restore: what `certadm backup DIR`
+	// wrote (a full backup and the logs-only backups appended to it), or a
+	// set without manifest.json as other backup software writes it with
+	// the certbcli.h functions (see backupset.Derive).
 	SetDir string
 	// Dir is the data directory to restore into.
 	Dir datadir.Dir
@@ -41,8 +43,9 @@ type Options struct {
 	// same CA as the set's). Its database file is set aside, never
 	// deleted; its live log stays for catch-up.
 	Force bool
-	// Password decrypts the set's PKCS#12 key file; needed when the data
-	// directory does not already hold the CA's key.
+	// Password decrypts the set's PKCS#12 key file (<CA name>.p12 at the
+	// top of the set); needed when the data directory does not already hold
+	// the CA's key.
 	Password string
 	// RecoverNow runs hard recovery at once instead of at the next start.
 	RecoverNow bool
@@ -67,6 +70,9 @@ type Report struct {
 	// ConfigNote, when not empty, says how the configuration was obtained
 	// when the set carried none.
 	ConfigNote string
+	// Notes are remarks for the operator that are not failures; a set
+	// without manifest.json gets backupset.NoManifestNote.
+	Notes []string
 	// Replaced lists the files of the previous database that were set
 	// aside (never deleted).
 	Replaced []string
@@ -186,12 +192,16 @@ func planRestore(ctx context.Context, opts Options, logger *slog.Logger) (_ *res
 	if err := opts.Until.validate(); err != nil {
 		return nil, err
 	}
-	set, err := backupset.Open(opts.SetDir)
+	set, err := backupset.Load(ctx, opts.SetDir)
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
 	m := set.Manifest()
 	pl := &restorePlan{set: set, m: m, report: &Report{CAName: m.CA.Name}}
+	if !set.HasManifest() {
+		logger.Warn(backupset.NoManifestNote, "dir", opts.SetDir, "ca", m.CA.Name)
+		pl.report.Notes = append(pl.report.Notes, backupset.NoManifestNote)
+	}
 	if err := pl.checkTarget(dir, opts.Force); err != nil {
 		return nil, err
 	}
@@ -254,6 +264,11 @@ func planRestore(ctx context.Context, opts Options, logger *slog.Logger) (_ *res
 // configuration to write.
 func (pl *restorePlan) checkTarget(dir datadir.Dir, force bool) error {
 	m := pl.m
+	if m.CA.CertSHA256 == "" {
+		return fmt.Errorf("restore: %w: the backup set has no manifest.json and no CA certificate of CA %q in %s/ "+
+			"(the certificate the CA publishes as %s.crt); copy it there from the CA's publication point and restore again",
+			ErrNoCACert, m.CA.Name, backupset.DynamicDir, m.CA.Name)
+	}
 	cfg, err := dir.LoadConfig()
 	switch {
 	case errors.Is(err, datadir.ErrNotInitialized):
@@ -308,8 +323,12 @@ func (pl *restorePlan) checkTarget(dir datadir.Dir, force bool) error {
 			return fmt.Errorf("restore: the backup set's %s: %w", f.Path, err)
 		}
 		if c.CAName != m.CA.Name || c.LogBase != m.CA.LogBase {
-			return fmt.Errorf("restore: the backup set's %s names CA %q with log base %q, its manifest CA %q with log base %q: %w",
-				f.Path, c.CAName, c.LogBase, m.CA.Name, m.CA.LogBase, backupset.ErrManifestMismatch)
+			if !pl.set.HasManifest() {
+				return fmt.Errorf("restore: the backup set's %s names CA %q with log base %q, its database and logs CA %q with log base %q: %w",
+					f.Path, c.CAName, c.LogBase, m.CA.Name, m.CA.LogBase, backupset.ErrConfig)
+			}
+			return fmt.Errorf("restore: the backup set's %s names CA %q with log base %q, its manifest CA %q with log base %q: %w: %w",
+				f.Path, c.CAName, c.LogBase, m.CA.Name, m.CA.LogBase, backupset.ErrManifestMismatch, backupset.ErrConfig)
 		}
 		pl.config = b
 		return nil
@@ -334,9 +353,8 @@ func (pl *restorePlan) chooseKey(dir datadir.Dir, password string) error {
 	}
 	var keyFile string
 	for _, f := range pl.set.Files() {
-		if f.Kind == backupset.KindKey {
+		if f.Kind == backupset.KindKey && (keyFile == "" || f.Path == m.CA.Name+".p12") {
 			keyFile = f.Path
-			break
 		}
 	}
 	if keyFile == "" {
@@ -360,8 +378,12 @@ func (pl *restorePlan) chooseKey(dir datadir.Dir, password string) error {
 	}
 	sum := sha256.Sum256(cert.Raw)
 	if got := hex.EncodeToString(sum[:]); got != m.CA.CertSHA256 {
-		return fmt.Errorf("restore: the backup set's %s holds a certificate with SHA-256 %s, the manifest's CA has %s: %w",
-			keyFile, got, m.CA.CertSHA256, ErrKeyMismatch)
+		whose := "the manifest's CA has"
+		if !pl.set.HasManifest() {
+			whose = "the set's CA certificate in " + backupset.DynamicDir + "/ has"
+		}
+		return fmt.Errorf("restore: the backup set's %s holds a certificate with SHA-256 %s, %s %s: %w",
+			keyFile, got, whose, m.CA.CertSHA256, ErrKeyMismatch)
 	}
 	pl.p12 = p12
 	pl.report.KeyRestored = true

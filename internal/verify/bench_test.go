@@ -53,6 +53,10 @@ func benchMB(b *testing.B) int64 {
 //     map, database meta, log chain), which read every byte of the set;
 //   - files-cold: the same after evicting the set from the page cache
 //     (posix_fadvise DONTNEED), against a cold cat;
+//   - files-no-manifest: the file checks of the same files without
+//     manifest.json (backupset.Derive and the derived set's Verify: no
+//     digests, but SQLite's quick_check of the database and every log
+//     record);
 //   - full: Verify, trial restore and CA checks included.
 //
 // Each sub-benchmark reports MB/s of set bytes and "x-cat", its speed as a
@@ -111,12 +115,12 @@ func BenchmarkVerify(b *testing.B) {
 		if err != nil {
 			return err
 		}
-		info, err := fromManifest(dir, set)
+		info, err := fromSet(dir, set)
 		if err != nil {
 			return err
 		}
 		cs := newChecks()
-		if err := verifyManifestSet(context.Background(), set, info, cs); err != nil {
+		if err := verifySet(context.Background(), info, cs); err != nil {
 			return err
 		}
 		if cs.failed(layerChecks...) {
@@ -128,6 +132,29 @@ func BenchmarkVerify(b *testing.B) {
 	}
 	b.Run("files", func(b *testing.B) { measure(b, false, files1) })
 	b.Run("files-cold", func(b *testing.B) { measure(b, true, files1) })
+	raw := linkWithoutManifest(b, dir)
+	b.Run("files-no-manifest", func(b *testing.B) {
+		measure(b, false, func() error {
+			set, err := backupset.Derive(context.Background(), raw)
+			if err != nil {
+				return err
+			}
+			info, err := fromSet(raw, set)
+			if err != nil {
+				return err
+			}
+			cs := newChecks()
+			if err := verifySet(context.Background(), info, cs); err != nil {
+				return err
+			}
+			if cs.failed(layerChecks...) {
+				var r Report
+				cs.fill(&r)
+				return &FailedError{Dir: raw, Problems: r.Problems}
+			}
+			return nil
+		})
+	})
 	b.Run("full", func(b *testing.B) {
 		measure(b, false, func() error {
 			rep, err := Verify(context.Background(), dir, Options{TempDir: b.TempDir()})
@@ -340,4 +367,41 @@ func buildBenchSet(b *testing.B, dir string, size int64) {
 	if _, err := w.Commit(ctx, backupset.BackupInfo{Server: "bench", CertsrvVersion: "bench"}); err != nil {
 		b.Fatal(fmt.Errorf("commit the bench set: %w", err))
 	}
+}
+
+// endLSN returns the LSN of g's last record, or the one before its first
+// when it holds none.
+func endLSN(g wal.GenInfo) uint64 {
+	if g.LastLSN == 0 {
+		return g.BaseLSN - 1
+	}
+	return g.LastLSN
+}
+
+// linkWithoutManifest hard-links the files of the set in dir, all but
+// manifest.json, into a new directory and returns it: the same set as other
+// backup software would leave it.
+func linkWithoutManifest(b *testing.B, dir string) string {
+	b.Helper()
+	raw := filepath.Join(b.TempDir(), "raw")
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(filepath.Join(raw, rel), 0o700)
+		case rel == backupset.ManifestFile:
+			return nil
+		}
+		return os.Link(p, filepath.Join(raw, rel))
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return raw
 }

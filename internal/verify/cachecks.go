@@ -104,9 +104,10 @@ func parseCertsOrCRL(b []byte) ([]*x509.Certificate, *x509.RevocationList, error
 }
 
 // findCACert picks the CA certificate among the dynamic files: the one
-// whose SHA-256 the manifest records, or without a manifest a CA
-// certificate whose common name is the set's CA name (the one named
-// Dynamic/<CA>.crt first). It checks that the certificate is a CA
+// whose SHA-256 the set records, that is the manifest's, or without a
+// manifest the one internal/backupset's Derive chose (a CA certificate
+// whose common name is the set's CA name, Dynamic/<CA>.crt first). It
+// prefers the copy in Dynamic/<CA>.crt. It checks that the certificate is a CA
 // certificate for the set's CA name, and that every dynamic CRL verifies
 // against it.
 func findCACert(info *setInfo, dyn []dynamicFile, cs *checks) *x509.Certificate {
@@ -122,8 +123,7 @@ func findCACert(info *setInfo, dyn []dynamicFile, cs *checks) *x509.Certificate 
 		}
 		for _, c := range df.certs {
 			sum := sha256.Sum256(c.Raw)
-			match := info.hasManifest && hex.EncodeToString(sum[:]) == info.certSHA256 ||
-				!info.hasManifest && c.IsCA && c.Subject.CommonName == info.caName
+			match := info.certSHA256 != "" && hex.EncodeToString(sum[:]) == info.certSHA256
 			if match && (cert == nil || df.rel == wantName) {
 				cert, certRel = c, df.rel
 			}

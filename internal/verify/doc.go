@@ -21,8 +21,10 @@
 //	                   layout, one database file.
 //	restore map        DataBase/certbkxp.dat parses, its checksum matches,
 //	                   and its database entry names the set's database file.
-//	database snapshot  the snapshot's meta row carries the set's database and
-//	                   log-set signatures and the manifest's snapshot LSN S.
+//	database snapshot  the file is as long as its SQLite header says; its
+//	                   meta row carries the set's database and log-set
+//	                   signatures and the manifest's snapshot LSN S; without
+//	                   a manifest SQLite's quick_check finds no damage.
 //	log chain          the generations are exactly those of the backups'
 //	                   ranges, none missing; each file holds the generation
 //	                   its name says (else ErrLogOrder), carries the log-set
@@ -39,10 +41,11 @@
 //	integrity          SQLite's PRAGMA integrity_check on the restored copy
 //	                   (store.Check) says "ok".
 //	CA certificate     Dynamic/ holds the CA certificate: the one whose
-//	                   SHA-256 the manifest records, or without a manifest a
-//	                   CA certificate whose common name is the CA's name; it
-//	                   is a CA certificate for that name, and every CRL in
-//	                   Dynamic/ verifies against it.
+//	                   SHA-256 the manifest records, or without a manifest
+//	                   the one backupset.Derive chose (a CA certificate whose
+//	                   common name is the CA's name); it is a CA certificate
+//	                   for that name, and every CRL in Dynamic/ verifies
+//	                   against it.
 //	certificates       every issued certificate in the restored database
 //	                   parses, carries the serial and validity the database
 //	                   records, names the CA as issuer, and its signature
@@ -72,8 +75,11 @@
 //	                   their records; a delta CRL's base an earlier full CRL.
 //	                   The report's Counts come from here.
 //
+// internal/backupset (Set.Verify) runs the first six checks; Verify files
+// each problem it reports under the check it belongs to.
+//
 // The file checks and the trial restore run concurrently (the trial works
-// from the manifest's description while the file checks prove it); when a
+// from the set's description while the file checks prove it); when a
 // file check fails, the trial restore's findings are discarded and every
 // later check is reported as skipped. The temporary directory is made
 // under Options.TempDir (default os.TempDir()), needs room for a copy of
@@ -85,26 +91,31 @@
 //
 // Backup software other than certadm writes the certbcli.h files
 // (DataBase/, Dynamic/, certbkxp.dat) without manifest.json. Verify then
-// derives the set from its files: exactly one DataBase/*.db (its name
-// gives the CA's name), the log generations of one base (the
-// configuration's, else the only one present), the database's meta row
-// for the signatures and S. It checks everything the files show: the
-// layout, the restore map, the configuration, the log chain against the
+// describes the set with internal/backupset.Derive, the mechanism
+// `certsrv restore` uses too: exactly one DataBase/*.db (its name gives the
+// CA's name), the log generations of one base (the configuration's, else
+// the only one present), the database's meta row for the signatures and S,
+// the Dynamic/ CA certificate with the CA's name. It checks everything the
+// files show: the layout, the restore map, the configuration, the
+// database's length and SQLite's quick_check, the log chain against the
 // database's signature (when every log agrees with the others but not with
 // the database, the database is the stranger: ErrForeignDatabase), and
 // all the restore and CA checks. What only a manifest can show is not
-// checked: file digests (damage inside the database that SQLite does not
-// notice, a changed dynamic file that still verifies), a missing last log
-// generation (the chain simply ends earlier), and the split of the chain
-// into backups.
+// checked: file digests (damage inside the database that SQLite's checks
+// do not notice, a changed dynamic file that still verifies), a missing
+// last log generation (the chain simply ends earlier), and the split of
+// the chain into backups. When the files cannot describe a set (no
+// database, an unreadable one, no log), every check is skipped and the
+// problems say why.
 //
 // # Problems
 //
 // Every problem is a *Problem naming its check and the set file it
 // concerns (for a missing file, the path it should have). Its cause
 // matches a sentinel of this package or of internal/backupset (file,
-// manifest, chain and identity problems use backupset's *FileError and
-// *ChainError types, with or without a manifest). A database or log file
+// manifest, chain, configuration and identity problems use backupset's
+// *FileError and *ChainError types, with or without a manifest; ErrNotASet,
+// ErrLogOrder and ErrConfig are backupset's sentinels). A database or log file
 // whose size or digest differs from the manifest's is also looked into:
 // another CA's database (ErrForeignDatabase), another log set's
 // generation (ErrForeignLog) or another generation (ErrLogOrder) are

@@ -14,11 +14,14 @@ import (
 // which file of the set it concerns.
 var (
 	// ErrNotASet means the directory holds neither a manifest nor a
-	// database snapshot: it is not a backup set.
-	ErrNotASet = errors.New("not a backup set")
+	// database snapshot, log generation or restore map: it is not a backup
+	// set. It is backupset.ErrNotASet.
+	ErrNotASet = backupset.ErrNotASet
 	// ErrLogOrder means a log file holds another generation than its name
-	// says: the log files were renamed or put out of order.
-	ErrLogOrder = errors.New("log file holds another generation than its name says")
+	// says: the log files were renamed or put out of order. It is
+	// backupset.ErrLogOrder, and such a problem also matches
+	// backupset.ErrLogCorrupt.
+	ErrLogOrder = backupset.ErrLogOrder
 	// ErrChanged means a file of the set changed while it was verified.
 	ErrChanged = errors.New("file changed during verification")
 	// ErrTrialRestore means the trial restore failed: the snapshot could
@@ -46,8 +49,9 @@ var (
 	// its position.
 	ErrInconsistent = errors.New("restored database inconsistent")
 	// ErrConfig means the set's Config/certsrv.json does not parse or
-	// describes another CA or log base than the set's.
-	ErrConfig = errors.New("configuration does not match the set")
+	// describes another CA or log base than the set's. It is
+	// backupset.ErrConfig.
+	ErrConfig = backupset.ErrConfig
 	// ErrRecord means verified.json cannot be read or is malformed.
 	ErrRecord = errors.New("verification record malformed")
 )

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/certsrv/certsrv/internal/backupset"
@@ -14,15 +15,16 @@ import (
 )
 
 // setInfo describes a set: read from its manifest, or derived from its
-// files when it has none. The trial restore and the CA checks work from
-// it; the file checks prove it describes the files.
+// files when it has none (both by internal/backupset). The trial restore
+// and the CA checks work from it; the file checks prove it describes the
+// files.
 type setInfo struct {
 	dir              string
-	set              *backupset.Set // nil without a manifest
+	set              *backupset.Set
 	hasManifest      bool
 	manifestChecksum string
 	caName           string
-	certSHA256       string // hex SHA-256 of the CA certificate; "" without a manifest
+	certSHA256       string // hex SHA-256 of the CA certificate; "" when a set without manifest holds none
 	dbRel            string // DataBase/<CA>.db
 	base             string // log file name base
 	logNames         map[uint32]string
@@ -55,16 +57,16 @@ const restoreMapRel = backupset.DatabaseDir + "/" + backupset.RestoreMapFile
 
 // recordTmp is the temporary file WriteRecord replaces verified.json
 // through; a crash can leave it behind, and it is not a set file.
-const recordTmp = backupset.VerifiedFile + ".tmp"
+const recordTmp = backupset.VerifiedTmpFile
 
-// fromManifest describes a set from its manifest, which Open has read and
-// whose checksum it has checked.
-func fromManifest(dir string, set *backupset.Set) (*setInfo, error) {
+// fromSet describes a set from its manifest (read by backupset.Open, its
+// checksum checked) or from the description backupset.Derive made.
+func fromSet(dir string, set *backupset.Set) (*setInfo, error) {
 	m := set.Manifest()
 	info := &setInfo{
 		dir:              dir,
 		set:              set,
-		hasManifest:      true,
+		hasManifest:      set.HasManifest(),
 		manifestChecksum: m.Checksum,
 		caName:           m.CA.Name,
 		certSHA256:       m.CA.CertSHA256,
@@ -107,11 +109,12 @@ func fromManifest(dir string, set *backupset.Set) (*setInfo, error) {
 // layerChecks are the checks of the set's files, before the trial restore.
 var layerChecks = []string{CheckManifest, CheckFiles, CheckRestoreMap, CheckDatabase, CheckLogs, CheckConfig}
 
-// verifyManifestSet checks a set against its manifest with
-// internal/backupset, files each problem under the check it belongs to,
-// and explains replaced database and log files further.
-func verifyManifestSet(ctx context.Context, set *backupset.Set, info *setInfo, cs *checks) error {
-	rep, err := set.Verify(ctx)
+// verifySet checks the set with internal/backupset (against its manifest,
+// or from its files when it has none), files each problem under the check
+// it belongs to, explains replaced database and log files further, and
+// records what each check covered.
+func verifySet(ctx context.Context, info *setInfo, cs *checks) error {
+	rep, err := info.set.Verify(ctx)
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return ctxErr
 	}
@@ -120,61 +123,77 @@ func verifyManifestSet(ctx context.Context, set *backupset.Set, info *setInfo, c
 		cs.add(&Problem{Check: CheckFiles, Err: err})
 	}
 	for _, perr := range rep.Problems {
-		var fe *backupset.FileError
-		if errors.As(perr, &fe) && fe.Path == recordTmp && errors.Is(perr, backupset.ErrExtraFile) {
-			// An interrupted WriteRecord; the next one replaces it.
-			continue
-		}
 		check, p := classify(perr, info)
 		cs.add(&Problem{Check: check, Path: p, Err: perr})
-		if errors.As(perr, &fe) && (errors.Is(perr, backupset.ErrSizeMismatch) || errors.Is(perr, backupset.ErrDigestMismatch)) {
+		var fe *backupset.FileError
+		if info.hasManifest && errors.As(perr, &fe) &&
+			(errors.Is(perr, backupset.ErrSizeMismatch) || errors.Is(perr, backupset.ErrDigestMismatch)) {
 			if x := explainReplaced(ctx, info, fe.Path); x != nil {
 				cs.add(x)
 			}
 		}
 	}
-	touched := map[string]bool{}
-	for _, perr := range rep.Problems {
-		var fe *backupset.FileError
-		if errors.As(perr, &fe) {
-			touched[fe.Path] = true
-		}
-	}
-	if !touched[restoreMapRel] && !cs.failed(CheckRestoreMap) {
-		checkRestoreMap(info, cs)
-	}
-	if info.config != "" && touched[info.config] {
-		cs.skip(CheckConfig, "not run: "+info.config+" does not match the manifest")
+	nLogs := int(info.lastGen - info.firstGen + 1)
+	if info.hasManifest {
+		cs.pass(CheckManifest, fmt.Sprintf("format %d, checksum %s…, %s", backupset.ManifestFormat, info.manifestChecksum[:12], chainWords(info.backups)))
+		cs.pass(CheckFiles, fmt.Sprintf("%d files, %s: sizes and SHA-256 digests match the manifest, nothing missing or extra", rep.Files, byteWords(rep.Bytes)))
+		cs.pass(CheckDatabase, fmt.Sprintf("%s reflects LSN %d and carries the set's signatures", info.dbRel, info.snapshotLSN))
+		cs.pass(CheckLogs, fmt.Sprintf("%d generation%s %d..%d of log set %x, chained and continuous through LSN %d",
+			nLogs, plural(nLogs), info.firstGen, info.lastGen, info.logSig[:4], info.lastLSN))
 	} else {
-		checkConfig(info, cs)
+		cs.pass(CheckManifest, "absent: derived from the files")
+		cs.pass(CheckFiles, fmt.Sprintf("%d files, %s, all of the set layout (no digests to check without a manifest)", rep.Files, byteWords(rep.Bytes)))
+		cs.pass(CheckDatabase, fmt.Sprintf("%s reflects LSN %d, passes SQLite's quick_check; database signature %x, log set %x",
+			info.dbRel, info.snapshotLSN, info.dbSig[:4], info.logSig[:4]))
+		span := fmt.Sprintf("from LSN %d through %d", info.snapshotLSN+1, info.lastLSN)
+		if info.lastLSN == info.snapshotLSN {
+			span = fmt.Sprintf("through the snapshot's LSN %d (no record after it)", info.snapshotLSN)
+		}
+		cs.pass(CheckLogs, fmt.Sprintf("%d generation%s %d..%d of the database's log set, chained and continuous %s",
+			nLogs, plural(nLogs), info.firstGen, info.lastGen, span))
 	}
-	nLogs := info.lastGen - info.firstGen + 1
-	cs.pass(CheckManifest, fmt.Sprintf("format %d, checksum %s…, %s", backupset.ManifestFormat, info.manifestChecksum[:12], chainWords(info.backups)))
-	cs.pass(CheckFiles, fmt.Sprintf("%d files, %s: sizes and SHA-256 digests match the manifest, nothing missing or extra", rep.Files, byteWords(rep.Bytes)))
-	cs.pass(CheckRestoreMap, restoreMapRel+" parses and its checksum matches")
-	cs.pass(CheckDatabase, fmt.Sprintf("%s reflects LSN %d and carries the set's signatures", info.dbRel, info.snapshotLSN))
-	cs.pass(CheckLogs, fmt.Sprintf("%d generation%s %d..%d of log set %x, chained and continuous through LSN %d",
-		nLogs, plural(int(nLogs)), info.firstGen, info.lastGen, info.logSig[:4], info.lastLSN))
+	cs.pass(CheckRestoreMap, restoreMapRel+" parses, its checksum matches and it names "+path.Base(info.dbRel))
+	if info.config == "" {
+		cs.pass(CheckConfig, "the set holds no "+backupset.ConfigDir+"/"+backupset.ConfigFile+
+			": a restore onto a new host writes the default configuration for CA "+strconv.Quote(info.caName))
+	} else {
+		cs.pass(CheckConfig, fmt.Sprintf("%s names CA %q and log base %q", info.config, info.caName, info.base))
+	}
 	return nil
 }
 
 // classify says which check a problem internal/backupset reported belongs
-// to, and which file of the set it concerns.
+// to, and which file of the set it concerns. info is nil when the set
+// could not be described.
 func classify(err error, info *setInfo) (check, rel string) {
 	var fe *backupset.FileError
 	var ce *backupset.ChainError
+	isFile := errors.As(err, &fe)
+	if isFile {
+		rel = fe.Path
+	}
+	dbRel := func() string {
+		if rel == "" && info != nil {
+			return info.dbRel
+		}
+		return rel
+	}
 	switch {
-	case errors.Is(err, backupset.ErrBadRestoreMap):
+	case errors.Is(err, backupset.ErrNotASet):
+		return CheckFiles, ""
+	case errors.Is(err, backupset.ErrBadRestoreMap), isFile && fe.Path == restoreMapRel:
 		return CheckRestoreMap, restoreMapRel
+	case errors.Is(err, backupset.ErrConfig):
+		return CheckConfig, rel
 	case errors.Is(err, backupset.ErrForeignDatabase), errors.Is(err, backupset.ErrDatabase):
-		return CheckDatabase, info.dbRel
-	case errors.As(err, &fe):
-		return CheckFiles, fe.Path
+		return CheckDatabase, dbRel()
+	case isFile:
+		return CheckFiles, rel
 	case errors.As(err, &ce) && errors.Is(err, backupset.ErrManifestMismatch) && ce.Gen == 0:
-		// The only such problem is the snapshot LSN the manifest records.
-		return CheckDatabase, info.dbRel
+		// The only such problem is the snapshot LSN the database reflects.
+		return CheckDatabase, dbRel()
 	case errors.As(err, &ce):
-		if ce.Gen != 0 {
+		if ce.Gen != 0 && info != nil {
 			return CheckLogs, info.logRel(ce.Gen)
 		}
 		return CheckLogs, ""
@@ -217,7 +236,7 @@ func explainReplaced(ctx context.Context, info *setInfo, rel string) *Problem {
 		return chainProblem(CheckLogs, rel, backupset.ErrForeignLog, gen,
 			"the file belongs to log set %x, the set's is %x", h.Signature[:], info.logSig[:])
 	case h.Gen != gen:
-		return problemf(CheckLogs, rel, ErrLogOrder, "the file holds generation %d (%s)", h.Gen, wal.FileName(info.base, h.Gen))
+		return chainProblem(CheckLogs, rel, backupset.ErrLogOrder, gen, "the file holds generation %d (%s)", h.Gen, wal.FileName(info.base, h.Gen))
 	}
 	return nil
 }

@@ -11,10 +11,11 @@ import (
 	"github.com/certsrv/certsrv/internal/backupset"
 )
 
-// TestDamageOnlySQLiteSees damages a page inside the database of a set
-// without a manifest, where no digest can show it: the file checks pass,
-// and the trial restore or the integrity check refuses the set.
-func TestDamageOnlySQLiteSees(t *testing.T) {
+// TestDamagedPageWithoutManifest damages a page inside the database of a
+// set without a manifest, where no digest can show it: SQLite's
+// quick_check in the database check refuses the set, naming the file, and
+// the trial restore does not run.
+func TestDamagedPageWithoutManifest(t *testing.T) {
 	f := fixtures(t)
 	dir := copySet(t, f.base)
 	sf := filesOf(t, f.base)
@@ -32,21 +33,12 @@ func TestDamageOnlySQLiteSees(t *testing.T) {
 		b[i] = 0xA5
 	}
 	writeFile(t, p, b)
-	tmp := t.TempDir()
-	rep, err := Verify(context.Background(), dir, Options{TempDir: tmp})
-	if err == nil {
-		t.Fatal("a set with a damaged database page verified")
+	rep := mustFail(t, dir, backupset.ErrDatabase, sf.db)
+	if c, _ := rep.Check(CheckDatabase); c.OK || c.Skipped {
+		t.Errorf("database check: %+v", c)
 	}
-	if !errors.Is(err, ErrIntegrity) && !errors.Is(err, ErrTrialRestore) {
-		t.Fatalf("Verify: %v; want the trial restore or the integrity check to fail", err)
-	}
-	for _, n := range layerChecks {
-		if c, _ := rep.Check(n); !c.OK {
-			t.Errorf("file check %q failed: %+v\n%s", n, c, problemList(rep))
-		}
-	}
-	if ents, err := os.ReadDir(tmp); err != nil || len(ents) != 0 {
-		t.Errorf("temporary directory holds %v (%v)", ents, err)
+	if c, _ := rep.Check(CheckTrial); !c.Skipped {
+		t.Errorf("the trial restore ran on a damaged set: %+v", c)
 	}
 	t.Logf("\n%s", problemList(rep))
 }
@@ -68,4 +60,45 @@ func TestTrialOfSomethingElse(t *testing.T) {
 	if ents, err := os.ReadDir(tmp); err != nil || len(ents) != 0 {
 		t.Errorf("temporary directory holds %v (%v)", ents, err)
 	}
+}
+
+// TestTrialRefusesDamagedPage runs the trial restore by itself on a set
+// whose database has a damaged page: the replay or SQLite's
+// integrity_check on the restored copy refuses it, and the temporary
+// directory is removed.
+func TestTrialRefusesDamagedPage(t *testing.T) {
+	f := fixtures(t)
+	dir := copySet(t, f.base)
+	sf := filesOf(t, f.base)
+	set, err := backupset.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := fromSet(dir, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := local(dir, sf.db)
+	b := readFile(t, p)
+	const page = 16384 // the store's page size
+	mid := (len(b) / page / 2) * page
+	for i := mid; i < mid+page; i++ {
+		b[i] = 0xA5
+	}
+	writeFile(t, p, b)
+	tmp := t.TempDir()
+	out := runTrial(context.Background(), trialInputOf(info, tmp), slog.New(slog.DiscardHandler))
+	if out.dump != nil || len(out.problems) == 0 {
+		t.Fatalf("the trial restore of a damaged database succeeded: stage %s", out.stage)
+	}
+	if !errors.Is(out.problems[0], ErrIntegrity) && !errors.Is(out.problems[0], ErrTrialRestore) {
+		t.Fatalf("trial problem %v; want ErrIntegrity or ErrTrialRestore", out.problems[0])
+	}
+	if out.cleanup != nil {
+		t.Fatal(out.cleanup)
+	}
+	if ents, err := os.ReadDir(tmp); err != nil || len(ents) != 0 {
+		t.Errorf("temporary directory holds %v (%v)", ents, err)
+	}
+	t.Logf("stage %s: %v", out.stage, out.problems[0])
 }

@@ -72,11 +72,7 @@ func run(ctx context.Context, dir, tempDir string, logger *slog.Logger, rep *Rep
 	trial := make(chan *trialOutcome, 1)
 	in := trialInputOf(info, tempDir)
 	go func() { trial <- runTrial(tctx, in, logger) }()
-	if info.set != nil {
-		err = verifyManifestSet(ctx, info.set, info, cs)
-	} else {
-		err = verifyRawSet(ctx, info, cs)
-	}
+	err = verifySet(ctx, info, cs)
 	rep.LastLSN = info.lastLSN
 	layerFailed := err != nil || cs.failed(layerChecks...)
 	if layerFailed {
@@ -119,32 +115,41 @@ func describe(ctx context.Context, dir string, rep *Report, cs *checks) (*setInf
 	set, err := backupset.Open(dir)
 	switch {
 	case err == nil:
-		info, err := fromManifest(dir, set)
-		if err != nil {
-			cs.add(&Problem{Check: CheckManifest, Path: backupset.ManifestFile, Err: err})
-			return nil, nil
-		}
-		rep.HasManifest, rep.ManifestChecksum = true, info.manifestChecksum
-		return info, nil
 	case errors.Is(err, backupset.ErrNoManifest), errors.Is(err, backupset.ErrIncomplete):
 		// Without a manifest (ErrIncomplete: and with *.part files, which
-		// scanRaw reports by name) the files describe the set.
-		rep.Notes = append(rep.Notes, noManifestNote)
-		sc, err := scanRaw(dir)
+		// the derived set's Verify reports by name) the files describe the
+		// set.
+		rep.Notes = append(rep.Notes, backupset.NoManifestNote)
+		set, err = backupset.Derive(ctx, dir)
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, ctxErr
+		}
 		if err != nil {
-			cs.add(&Problem{Check: CheckFiles, Err: fmt.Errorf("%w: %w", ErrNotASet, err)})
+			var ve *backupset.VerifyError
+			if errors.As(err, &ve) {
+				for _, p := range ve.Problems {
+					check, rel := classify(p, nil)
+					cs.add(&Problem{Check: check, Path: rel, Err: p})
+				}
+			} else {
+				cs.add(&Problem{Check: CheckFiles, Err: err})
+			}
+			skipAll(cs, "not run: the set cannot be read without a manifest")
 			return nil, nil
 		}
-		info := fromFiles(ctx, dir, sc, cs)
-		if info == nil {
-			skipAll(cs, "not run: the set cannot be read without a manifest")
-		}
-		return info, ctx.Err()
 	default:
 		cs.add(&Problem{Check: CheckManifest, Path: backupset.ManifestFile, Err: err})
 		skipAll(cs, "not run: the manifest cannot be trusted")
 		return nil, nil
 	}
+	info, err := fromSet(dir, set)
+	if err != nil {
+		cs.add(&Problem{Check: CheckManifest, Path: backupset.ManifestFile, Err: err})
+		skipAll(cs, "not run: the manifest cannot be trusted")
+		return nil, nil
+	}
+	rep.HasManifest, rep.ManifestChecksum = info.hasManifest, info.manifestChecksum
+	return info, nil
 }
 
 // skipAll marks every check that has not run as skipped for why.
