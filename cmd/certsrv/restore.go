@@ -109,6 +109,9 @@ func (a *app) restore(cmd *cobra.Command, setDir string, f *restoreFlags) error 
 	out := a.stdout
 	v := rep.Verify
 	fmt.Fprintf(out, "Verified backup set %s: %d backups, %d files, %d bytes\n", abs, v.Backups, v.Files, v.Bytes)
+	for _, n := range rep.Notes {
+		fmt.Fprintf(out, "Note: %s\n", n)
+	}
 	rec := rep.Record
 	fmt.Fprintf(out, "Restored CA %q into %s: snapshot at LSN %d, log generations %d..%d\n",
 		rep.CAName, dir.Root, rec.SnapshotLSN, rec.LowGen, rec.HighGen)
