@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,7 +28,7 @@ func newBenchCmd(a *app) *cobra.Command {
 type benchOptions struct {
 	n, c        int
 	profile     string
-	connections string // "shared", "per-worker" or "both"
+	connections string // "shared", "per-worker", "both" or a number
 }
 
 func newBenchIssueCmd(a *app) *cobra.Command {
@@ -36,12 +38,20 @@ func newBenchIssueCmd(a *app) *cobra.Command {
 		Short: "Submit N generated requests from C concurrent workers and report certificates/s",
 		Long: `Submit N ECDSA P-256 certificate requests from C concurrent workers and
 report issued certificates per second, the median (p50) and 99th
-percentile (p99) submission latency, and the number of errors. Each worker
-generates its requests before the clock starts. --connections per-worker
-(the default) gives each worker its own connection, shared runs every
-worker over one, and both measures the two one after the other and says
-which was faster. (BenchmarkSubmit in the certadm package compares the two
-modes against an in-process server; per-worker came out ahead there.)
+percentile (p99) submission latency, the number of errors, and the CPU
+time this client used per request. Each worker generates its requests
+before the clock starts; the clock runs from the first submission to the
+last answer, and a latency is the time from sending a request to its
+answer.
+
+--connections shared (the default) runs every worker over one HTTP/2
+connection, as a gRPC client normally does; per-worker gives each worker
+its own connection; a number N spreads the workers over N connections;
+both measures shared and per-worker one after the other and says which
+was faster. On two cores, 64 workers over one connection cost the client
+about half the CPU of 64 connections and the server about 15 % less
+(docs/BENCHMARKS.md), because each connection's writer batches the
+answers of all its streams into fewer system calls and TLS records.
 The profile must issue at once (certificates left pending are counted
 apart, not as issued).`,
 		Args: cobra.NoArgs,
@@ -52,20 +62,13 @@ apart, not as issued).`,
 			if o.c > o.n {
 				o.c = o.n
 			}
-			var modes []bool // per-worker connections?
-			switch o.connections {
-			case "shared":
-				modes = []bool{false}
-			case "per-worker":
-				modes = []bool{true}
-			case "both":
-				modes = []bool{false, true}
-			default:
-				return usagef("--connections %q: want shared, per-worker or both", o.connections)
+			modes, err := connectionCounts(o.connections, o.c)
+			if err != nil {
+				return err
 			}
 			var results []benchResult
-			for _, perWorker := range modes {
-				r, err := a.benchIssue(ctx, o, perWorker)
+			for _, conns := range modes {
+				r, err := a.benchIssue(ctx, o, conns)
 				if err != nil {
 					return err
 				}
@@ -86,7 +89,7 @@ apart, not as issued).`,
 	f.IntVarP(&o.n, "n", "n", 1000, "number of requests to submit")
 	f.IntVarP(&o.c, "c", "c", 8, "number of concurrent workers")
 	f.StringVar(&o.profile, "profile", "", "certificate profile (default: the server's)")
-	f.StringVar(&o.connections, "connections", "per-worker", "per-worker, shared or both")
+	f.StringVar(&o.connections, "connections", "shared", "shared, per-worker, both or a number of connections")
 	return cmd
 }
 
@@ -98,6 +101,7 @@ type benchResult struct {
 	errors            int
 	firstErr          error
 	latencies         []time.Duration // successful submissions
+	cpu               time.Duration   // this process's CPU time while the clock ran
 }
 
 func (r benchResult) rate() float64 {
@@ -130,17 +134,36 @@ func (r benchResult) print(w io.Writer) {
 	fmt.Fprintf(w, "certificates/s: %.1f\n", r.rate())
 	fmt.Fprintf(w, "p50: %s  p99: %s\n", percentile(r.latencies, 0.50).Round(10*time.Microsecond), percentile(r.latencies, 0.99).Round(10*time.Microsecond))
 	fmt.Fprintf(w, "errors: %d  pending: %d\n", r.errors, r.pending)
+	if done := r.issued + r.pending; done > 0 && r.cpu > 0 {
+		fmt.Fprintf(w, "client CPU: %s per request\n", (r.cpu / time.Duration(done)).Round(time.Microsecond))
+	}
 	if r.firstErr != nil {
 		fmt.Fprintf(w, "first error: %v\n", r.firstErr)
 	}
 }
 
-// benchIssue runs one measurement.
-func (a *app) benchIssue(ctx context.Context, o benchOptions, perWorker bool) (benchResult, error) {
-	res := benchResult{n: o.n, workers: o.c, conns: 1}
-	if perWorker {
-		res.conns = o.c
+// connectionCounts reads --connections for c workers: the number of
+// connections of each run.
+func connectionCounts(flag string, c int) ([]int, error) {
+	switch flag {
+	case "shared":
+		return []int{1}, nil
+	case "per-worker":
+		return []int{c}, nil
+	case "both":
+		return []int{1, c}, nil
 	}
+	n, err := strconv.Atoi(flag)
+	if err != nil || n <= 0 {
+		return nil, usagef("--connections %q: want shared, per-worker, both or a positive number", flag)
+	}
+	return []int{min(n, c)}, nil
+}
+
+// benchIssue runs one measurement with the workers spread over conns
+// connections.
+func (a *app) benchIssue(ctx context.Context, o benchOptions, conns int) (benchResult, error) {
+	res := benchResult{n: o.n, workers: o.c, conns: conns}
 	clients := make([]*certadm.Client, res.conns)
 	defer func() {
 		for _, c := range clients {
@@ -185,6 +208,7 @@ func (a *app) benchIssue(ctx context.Context, o benchOptions, perWorker bool) (b
 	}
 
 	var mu sync.Mutex
+	cpu0 := processCPU()
 	start := time.Now()
 	for w := range o.c {
 		client := clients[w%len(clients)]
@@ -213,6 +237,9 @@ func (a *app) benchIssue(ctx context.Context, o benchOptions, perWorker bool) (b
 	}
 	wg.Wait()
 	res.elapsed = time.Since(start)
+	if cpu0 > 0 {
+		res.cpu = processCPU() - cpu0
+	}
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("bench interrupted: %w", err)
 	}
@@ -234,4 +261,14 @@ func benchCSR(name string) ([]byte, error) {
 		return nil, fmt.Errorf("create request: %w", err)
 	}
 	return der, nil
+}
+
+// processCPU returns the user and system CPU time this process has used,
+// or 0 if the system does not say.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -117,8 +117,34 @@ func (a *Authority) CRLURL(delta bool) string {
 	return a.BaseURL + "/CertEnroll/" + url.PathEscape(name)
 }
 
+// Issued is a certificate signed by IssueCertificate: its DER and the
+// fields a database records about it, exactly as they are encoded in the
+// DER, so that the caller need not parse it again.
+type Issued struct {
+	// DER is the certificate.
+	DER []byte
+	// Serial is the serial number given to IssueCertificate.
+	Serial *big.Int
+	// Subject is the certificate's subject: a common name only, or empty.
+	Subject pkix.Name
+	// NotBefore and NotAfter are the validity period, in UTC, in whole
+	// seconds.
+	NotBefore, NotAfter time.Time
+}
+
 // Issue signs a certificate for a request that came from CheckCSR with the
-// same profile, and returns its DER. It applies the profile's key and name
+// same profile, and returns its DER. It is IssueCertificate returning only
+// the DER.
+func (a *Authority) Issue(csr *x509.CertificateRequest, p Profile, serial *big.Int, now time.Time) ([]byte, error) {
+	iss, err := a.IssueCertificate(csr, p, serial, now)
+	if err != nil {
+		return nil, err
+	}
+	return iss.DER, nil
+}
+
+// IssueCertificate signs a certificate for a request that came from
+// CheckCSR with the same profile. It applies the profile's key and name
 // rules again (so a request checked against another profile cannot slip
 // through) but does not re-verify the request's signature.
 //
@@ -132,70 +158,90 @@ func (a *Authority) CRLURL(delta bool) string {
 // profile), the profile's extended key usages, the subject alternative
 // names from the profile rules, subject and authority key identifiers, and
 // when BaseURL is set an AIA caIssuers URL (CertURL) and a CRL
-// distribution point (CRLURL(false)).
+// distribution point (CRLURL(false)). The DER is byte for byte what
+// x509.CreateCertificate makes of these fields; when Key is a standard
+// library private key it is encoded directly (tbs.go) and signed without
+// CreateCertificate's verification of its own signature (sign.go).
 //
 // It fails with ErrCAExpired if now is not before the CA's notAfter and
 // with ErrKeyNotAllowed if the request carries the CA's own key.
-func (a *Authority) Issue(csr *x509.CertificateRequest, p Profile, serial *big.Int, now time.Time) ([]byte, error) {
+func (a *Authority) IssueCertificate(csr *x509.CertificateRequest, p Profile, serial *big.Int, now time.Time) (Issued, error) {
 	if a == nil || a.Cert == nil || a.Key == nil {
-		return nil, fmt.Errorf("issue: authority has no certificate or key: %w", ErrNotCA)
+		return Issued{}, fmt.Errorf("issue: authority has no certificate or key: %w", ErrNotCA)
 	}
 	if csr == nil {
-		return nil, fmt.Errorf("issue: no request: %w", ErrMalformedCSR)
+		return Issued{}, fmt.Errorf("issue: no request: %w", ErrMalformedCSR)
 	}
 	if err := p.Validate(); err != nil {
-		return nil, err
+		return Issued{}, err
 	}
 	if err := CheckSerial(serial); err != nil {
-		return nil, err
+		return Issued{}, err
 	}
 	kt, err := checkKeyPolicy(csr.PublicKey, p)
 	if err != nil {
-		return nil, err
+		return Issued{}, err
 	}
 	if publicKeysEqual(a.Key.Public(), csr.PublicKey) {
-		return nil, &KeyPolicyError{Profile: p.Name, Key: string(kt), Reason: "the CA's own key"}
+		return Issued{}, &KeyPolicyError{Profile: p.Name, Key: string(kt), Reason: "the CA's own key"}
 	}
 	names, err := namesFor(csr, p)
 	if err != nil {
-		return nil, err
+		return Issued{}, err
 	}
 	notBefore, notAfter, err := a.validity(now, time.Duration(p.Validity))
 	if err != nil {
-		return nil, err
+		return Issued{}, err
 	}
-	ski, err := subjectKeyID(csr.PublicKey)
+	spki, err := x509.MarshalPKIXPublicKey(csr.PublicKey)
 	if err != nil {
-		return nil, err
+		return Issued{}, fmt.Errorf("marshal public key: %w", err)
+	}
+	ski, err := keyIDOf(spki)
+	if err != nil {
+		return Issued{}, err
+	}
+	subject, err := subjectName(names.CN)
+	if err != nil {
+		return Issued{}, fmt.Errorf("encode subject %q: %w", names.CN, err)
 	}
 	ku := x509.KeyUsageDigitalSignature
 	if _, isRSA := csr.PublicKey.(*rsa.PublicKey); isRSA && p.hasExtKeyUsage("serverAuth") {
 		ku |= x509.KeyUsageKeyEncipherment
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: names.CN},
-		NotBefore:             notBefore,
-		NotAfter:              notAfter,
-		KeyUsage:              ku,
-		ExtKeyUsage:           p.extKeyUsage(),
-		BasicConstraintsValid: true,
-		IsCA:                  false,
-		DNSNames:              names.DNS,
-		IPAddresses:           names.IPs,
-		EmailAddresses:        names.Emails,
-		URIs:                  names.URIs,
-		SubjectKeyId:          ski,
+	e := &endEntity{
+		serial:       serial,
+		notBefore:    notBefore,
+		notAfter:     notAfter,
+		commonName:   names.CN,
+		keyUsage:     ku,
+		extKeyUsage:  p.extKeyUsage(),
+		subjectKeyID: ski,
+		dns:          names.DNS,
+		emails:       names.Emails,
+		ips:          names.IPs,
+		uris:         names.URIs,
 	}
 	if a.BaseURL != "" {
-		tmpl.IssuingCertificateURL = []string{a.CertURL()}
-		tmpl.CRLDistributionPoints = []string{a.CRLURL(false)}
+		e.issuerURL, e.crlURL = a.CertURL(), a.CRLURL(false)
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.Cert, csr.PublicKey, a.Key)
+	var der []byte
+	if tbs, ok := encodeTBS(e, a.Cert, spki, a.Key, subject); ok {
+		alg, opts, _ := caSignature(a.Key)
+		der, err = signTBS(tbs, alg, opts, a.Key)
+	} else {
+		der, err = createCertificate(e.template(), a.Cert, csr.PublicKey, a.Key)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("sign certificate %s: %w", SerialString(serial), err)
+		return Issued{}, fmt.Errorf("sign certificate %s: %w", SerialString(serial), err)
 	}
-	return der, nil
+	return Issued{
+		DER:       der,
+		Serial:    serial,
+		Subject:   pkix.Name{CommonName: names.CN},
+		NotBefore: notBefore.Truncate(time.Second), // DER times have whole seconds
+		NotAfter:  notAfter.Truncate(time.Second),
+	}, nil
 }
 
 // validity computes a certificate's notBefore and notAfter for an issue at
@@ -223,14 +269,19 @@ func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("marshal public key: %w", err)
 	}
-	var spki struct {
+	return keyIDOf(der)
+}
+
+// keyIDOf is subjectKeyID for a DER SubjectPublicKeyInfo.
+func keyIDOf(spki []byte) ([]byte, error) {
+	var info struct {
 		Algorithm pkix.AlgorithmIdentifier
 		PublicKey asn1.BitString
 	}
-	if _, err := asn1.Unmarshal(der, &spki); err != nil {
+	if _, err := asn1.Unmarshal(spki, &info); err != nil {
 		return nil, fmt.Errorf("parse public key: %w", err)
 	}
-	sum := sha256.Sum256(spki.PublicKey.Bytes)
+	sum := sha256.Sum256(info.PublicKey.Bytes)
 	return sum[:20], nil
 }
 

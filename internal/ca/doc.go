@@ -86,6 +86,16 @@
 // one minute before the issuing time (Backdate) and never extends past the
 // CA certificate's.
 //
+// The DER of an issued certificate is exactly what x509.CreateCertificate
+// writes for the same fields; the exact TBSCertificate layout is in
+// tbs.go. For a CA key held by the standard library (ECDSA, RSA, Ed25519)
+// it is written directly rather than through encoding/asn1's reflection,
+// and signed without x509.CreateCertificate's verification of its own
+// signature, which for ECDSA cost more than the signature (sign.go says
+// why that check is not needed for these keys). Any other crypto.Signer
+// goes through x509.CreateCertificate unchanged. Tests require the direct
+// encoding to equal x509.CreateCertificate's byte for byte.
+//
 // # CRLs
 //
 // Full and delta CRLs are v2 CRLs with authorityKeyIdentifier and
@@ -116,6 +126,7 @@
 // zlint for certificate and CRL linting; findings that stem from
 // CA/Browser Forum rules for publicly-trusted CAs are listed, with
 // reasons, in zlint_test.go. The normal run takes well under a minute.
-// FuzzParseSerial and FuzzCheckCSR run their seed corpus with every go
-// test; explore further with go test -fuzz=FuzzCheckCSR ./internal/ca.
+// FuzzParseSerial, FuzzCheckCSR and FuzzEncodeTBS run their seed corpus
+// with every go test; explore further with, for example,
+// go test -run XXX -fuzz=FuzzEncodeTBS ./internal/ca.
 package ca

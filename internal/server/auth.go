@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -176,8 +177,12 @@ type callerStream struct {
 func (c *callerStream) Context() context.Context { return c.ctx }
 
 // logCall logs one RPC: refusals at Info (they matter for audit), other
-// failures at Warn, successes at Debug.
+// failures at Warn, successes at Debug. A success costs nothing when Debug
+// is not enabled.
 func (s *Server) logCall(ctx context.Context, method string, start time.Time, err error) {
+	if err == nil && !s.logger.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
 	attrs := []any{"method", method, "duration", time.Since(start)}
 	if c, ok := CallerFrom(ctx); ok {
 		attrs = append(attrs, "principal", c.Principal)

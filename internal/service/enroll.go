@@ -63,25 +63,23 @@ func newRequest(csr *x509.CertificateRequest, profile, principal string) store.N
 }
 
 // issue signs a certificate for a checked request with a fresh serial.
+// The stored fields come from what the ca package encoded, so the new
+// certificate is not parsed again.
 func (c *CA) issue(csr *x509.CertificateRequest, p ca.Profile) (store.NewCertificate, error) {
 	serial, err := ca.NewSerial()
 	if err != nil {
 		return store.NewCertificate{}, internal("issue certificate", err)
 	}
-	der, err := c.auth.Issue(csr, p, serial, c.now())
+	iss, err := c.auth.IssueCertificate(csr, p, serial, c.now())
 	if err != nil {
 		return store.NewCertificate{}, csrError(err)
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return store.NewCertificate{}, internal("parse issued certificate", err)
-	}
 	return store.NewCertificate{
 		Serial:    ca.SerialString(serial),
-		DER:       der,
-		Subject:   cert.Subject.String(),
-		NotBefore: cert.NotBefore,
-		NotAfter:  cert.NotAfter,
+		DER:       iss.DER,
+		Subject:   iss.Subject.String(),
+		NotBefore: iss.NotBefore,
+		NotAfter:  iss.NotAfter,
 	}, nil
 }
 

@@ -60,12 +60,18 @@ func TestSubmitEveryKeyTypeAndProfile(t *testing.T) {
 				if !cert.NotAfter.Equal(r.Certificate.NotAfter) || !cert.NotBefore.Equal(r.Certificate.NotBefore) {
 					t.Errorf("stored validity %v..%v, certificate %v..%v", r.Certificate.NotBefore, r.Certificate.NotAfter, cert.NotBefore, cert.NotAfter)
 				}
+				if r.Certificate.Subject != cert.Subject.String() {
+					t.Errorf("stored subject %q, certificate subject %q", r.Certificate.Subject, cert.Subject.String())
+				}
 				got, err := c.Request(ctx, r.ID)
 				if err != nil {
 					t.Fatal(err)
 				}
 				if got.Certificate == nil || !bytes.Equal(got.Certificate.DER, r.Certificate.DER) {
-					t.Error("Request does not return the issued certificate")
+					t.Fatal("Request does not return the issued certificate")
+				}
+				if got.Certificate.Subject != cert.Subject.String() || !got.Certificate.NotBefore.Equal(cert.NotBefore) || !got.Certificate.NotAfter.Equal(cert.NotAfter) {
+					t.Errorf("read back subject %q validity %v..%v, certificate %q %v..%v", got.Certificate.Subject, got.Certificate.NotBefore, got.Certificate.NotAfter, cert.Subject.String(), cert.NotBefore, cert.NotAfter)
 				}
 				wantSAN := "email:user@example.test"
 				if tc.profile == "tls-server" {
