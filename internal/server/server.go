@@ -24,6 +24,7 @@ import (
 const (
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultAuthCacheTTL    = time.Second
+	DefaultStreamWorkers   = 64
 )
 
 // Options configure a Server. The zero value of every field has a meaning,
@@ -58,6 +59,15 @@ type Options struct {
 	// (see Server for what that means for revocation); zero means
 	// DefaultAuthCacheTTL and a negative value disables the cache.
 	AuthCacheTTL time.Duration
+	// StreamWorkers is the number of long-lived goroutines that run RPC
+	// handlers (grpc.NumStreamWorkers). An RPC handed to one of them runs
+	// on a stack that earlier RPCs already grew, instead of on a new
+	// goroutine whose stack grows again through the signing and database
+	// code; an RPC arriving while every worker is busy gets a goroutine of
+	// its own as usual. Zero means DefaultStreamWorkers (as many as
+	// `certadm bench issue -c 64` keeps busy); a negative value disables
+	// the workers.
+	StreamWorkers int
 }
 
 // Server is the CA's network face: the gRPC admin API (services Admin and
@@ -121,6 +131,9 @@ func New(ca *service.CA, opts Options) (_ *Server, err error) {
 	if opts.AuthCacheTTL == 0 {
 		opts.AuthCacheTTL = DefaultAuthCacheTTL
 	}
+	if opts.StreamWorkers == 0 {
+		opts.StreamWorkers = DefaultStreamWorkers
+	}
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.Default()
@@ -150,11 +163,15 @@ func New(ca *service.CA, opts Options) (_ *Server, err error) {
 			return nil, &ListenError{What: "http", Addr: opts.HTTPListen, Err: err}
 		}
 	}
-	s.grpc = grpc.NewServer(
+	grpcOpts := []grpc.ServerOption{
 		grpc.Creds(credentials.NewTLS(tlsCfg)),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
-	)
+	}
+	if opts.StreamWorkers > 0 {
+		grpcOpts = append(grpcOpts, grpc.NumStreamWorkers(uint32(opts.StreamWorkers)))
+	}
+	s.grpc = grpc.NewServer(grpcOpts...)
 	certsrvv1.RegisterAdminServer(s.grpc, &adminService{s: s})
 	certsrvv1.RegisterBackupServer(s.grpc, newBackupService(s, opts.BackupService))
 	s.http = &http.Server{
