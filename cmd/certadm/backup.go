@@ -56,12 +56,13 @@ type backupFlags struct {
 	withKey      bool
 	passwordFile string
 	force        bool
+	maxRate      string
 }
 
 func newBackupCmd(a *app) *cobra.Command {
 	var f backupFlags
 	cmd := &cobra.Command{
-		Use:   "backup DIR [--incremental] [--keep-logs] [--with-key --password-file F] [--force]",
+		Use:   "backup DIR [--incremental] [--keep-logs] [--with-key --password-file F] [--force] [--max-rate RATE]",
 		Short: "Back up the CA database, logs and dynamic files into the backup set DIR (Operator)",
 		Long: `Back up the running CA into the backup set DIR, as certutil -backup does.
 
@@ -77,12 +78,22 @@ as <CA>.p12 encrypted with the password in F, and last DIR/manifest.json.
 the existing set DIR. It fails before copying anything if DIR belongs to
 another CA or the new generations would not continue the set's chain.
 
+--max-rate limits how fast the database and the log generations are copied,
+in bytes per second over the whole run (200MB, 1.5GiB/s, 250000000; at least
+1 MiB/s). The server sends no faster than this client reads, so the limit
+also bounds the CPU and disk time the backup takes from a CA that keeps
+issuing on the same host; without it the backup takes what it can get.
+
 After copying, the server truncates the log generations the backup holds,
 unless --keep-logs is given. A failed backup is aborted on the server and
 leaves DIR without a (new) manifest, visibly incomplete.`,
 		Args: cobra.ExactArgs(1),
 		RunE: a.action(func(ctx context.Context, args []string) error {
 			if err := f.check(); err != nil {
+				return err
+			}
+			rate, err := parseRate(f.maxRate)
+			if err != nil {
 				return err
 			}
 			var password string
@@ -95,7 +106,7 @@ leaves DIR without a (new) manifest, visibly incomplete.`,
 					return usagef("password file %s is empty", f.passwordFile)
 				}
 			}
-			r := &backupRun{a: a, dir: args[0], flags: f, password: password, start: time.Now()}
+			r := &backupRun{a: a, dir: args[0], flags: f, password: password, start: time.Now(), pacer: newPacer(rate)}
 			if f.incremental {
 				return r.incremental(ctx)
 			}
@@ -108,6 +119,7 @@ leaves DIR without a (new) manifest, visibly incomplete.`,
 	fl.BoolVar(&f.withKey, "with-key", false, "also write the CA key and chain as DIR/<CA>.p12 (needs --password-file)")
 	fl.StringVar(&f.passwordFile, "password-file", "", "file holding the PKCS#12 password for --with-key")
 	fl.BoolVar(&f.force, "force", false, "remove a backup set already in DIR before a full backup")
+	fl.StringVar(&f.maxRate, "max-rate", "", "copy the database and logs no faster than RATE bytes/s (e.g. 200MB, 1GiB/s); default: no limit")
 	return cmd
 }
 
@@ -132,6 +144,7 @@ type backupRun struct {
 	flags    backupFlags
 	password string
 	start    time.Time
+	pacer    *pacer // nil: no --max-rate
 
 	files     int
 	bytes     int64
@@ -367,7 +380,7 @@ func (r *backupRun) incremental(ctx context.Context) (err error) {
 	}()
 	bar := r.bar(first.Size(), path.Base(logs[0].Name))
 	err = r.add(func() (backupset.FileEntry, error) {
-		return ap.AddLog(ctx, logs[0].Name, progress(io.MultiReader(bytes.NewReader(header), first), bar), first.Size())
+		return ap.AddLog(ctx, logs[0].Name, progress(paced(ctx, io.MultiReader(bytes.NewReader(header), first), r.pacer), bar), first.Size())
 	})
 	r.done(bar)
 	if err != nil {
@@ -427,7 +440,7 @@ func (r *backupRun) copyFile(ctx context.Context, b *certadm.BackupContext, f ce
 	}
 	defer bf.Close()
 	bar := r.bar(bf.Size(), path.Base(filepath.ToSlash(f.Name)))
-	err = r.add(func() (backupset.FileEntry, error) { return add(progress(bf, bar), bf.Size()) })
+	err = r.add(func() (backupset.FileEntry, error) { return add(progress(paced(ctx, bf, r.pacer), bar), bf.Size()) })
 	r.done(bar)
 	if err != nil {
 		return err
@@ -572,8 +585,12 @@ func (r *backupRun) summary(m *backupset.Manifest) {
 	if r.files == 1 {
 		files = "file"
 	}
-	r.a.printf("backup complete: %s backup of %q into %s: %d %s, %d bytes in %s (%.1f MB/s); log generations %d..%d; logs truncated: %s\n",
-		last.Type, m.CA.Name, r.dir, r.files, files, r.bytes, elapsed.Round(time.Millisecond), rate,
+	limit := ""
+	if r.pacer != nil {
+		limit = ", limited to " + formatRate(r.pacer.rate)
+	}
+	r.a.printf("backup complete: %s backup of %q into %s: %d %s, %d bytes in %s (%.1f MB/s%s); log generations %d..%d; logs truncated: %s\n",
+		last.Type, m.CA.Name, r.dir, r.files, files, r.bytes, elapsed.Round(time.Millisecond), rate, limit,
 		last.FirstGen, last.LastGen, r.truncated)
 }
 

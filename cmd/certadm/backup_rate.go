@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// minBackupRate is the smallest --max-rate accepted. A chunk of the
+// largest size then takes at most four seconds, far inside a session's
+// lease, which every chunk the server sends renews.
+const minBackupRate = 1 << 20
+
+// rateUnits are the units --max-rate accepts, matched without regard to
+// case: decimal (kB, MB, GB, as cp, dd and the summary line count) and
+// binary (KiB, MiB, GiB).
+var rateUnits = []struct {
+	suffix string
+	mult   float64
+}{
+	{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30},
+	{"ki", 1 << 10}, {"mi", 1 << 20}, {"gi", 1 << 30},
+	{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9},
+	{"k", 1e3}, {"m", 1e6}, {"g", 1e9},
+	{"b", 1},
+}
+
+// parseRate parses a --max-rate value: a positive number with an optional
+// unit and an optional "/s" ("200MB", "1.5GiB/s", "250000000"). It
+// returns bytes per second; "" and "0" mean no limit and give 0.
+func parseRate(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	if t == "" || t == "0" {
+		return 0, nil
+	}
+	t = strings.TrimSuffix(strings.ToLower(t), "/s")
+	mult := 1.0
+	for _, u := range rateUnits {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+		return 0, usagef("--max-rate %q: want a rate such as 200MB, 1.5GiB/s or 250000000 (bytes per second)", s)
+	}
+	rate := v * mult
+	switch {
+	case rate == 0:
+		return 0, nil
+	case rate < minBackupRate:
+		return 0, usagef("--max-rate %q is below the minimum of 1 MiB/s", s)
+	case rate > math.MaxInt64/2:
+		return 0, usagef("--max-rate %q is too large", s)
+	}
+	return int64(rate), nil
+}
+
+// formatRate renders bytes per second for messages.
+func formatRate(rate int64) string {
+	return fmt.Sprintf("%.1f MB/s", float64(rate)/1e6)
+}
+
+// pacer spreads the bytes of a backup run over time so that, measured from
+// the first byte, they never arrive faster than rate bytes per second. One
+// pacer serves every file of the run, so the limit holds for the run as a
+// whole. A pacer is for one goroutine at a time.
+type pacer struct {
+	rate  int64 // bytes per second; > 0
+	start time.Time
+	sent  int64
+	sleep func(ctx context.Context, d time.Duration) error
+}
+
+// newPacer returns a pacer for rate bytes per second, or nil (no pacing)
+// when rate is 0.
+func newPacer(rate int64) *pacer {
+	if rate <= 0 {
+		return nil
+	}
+	return &pacer{rate: rate, sleep: sleepCtx}
+}
+
+// sleepCtx waits for d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// wait accounts n more bytes and sleeps until the run is back within its
+// rate. It returns ctx's error if ctx ends first.
+func (p *pacer) wait(ctx context.Context, n int) error {
+	if p.start.IsZero() {
+		p.start = time.Now()
+	}
+	p.sent += int64(n)
+	due := time.Duration(float64(p.sent) / float64(p.rate) * float64(time.Second))
+	if d := due - time.Since(p.start); d > 0 {
+		return p.sleep(ctx, d)
+	}
+	return nil
+}
+
+// paced returns src limited to p's rate (src itself when p is nil). The
+// result keeps src's WriteTo, so a backup file still hands its chunks
+// over without a copy; each chunk is passed on, then paid for.
+func paced(ctx context.Context, src io.Reader, p *pacer) io.Reader {
+	if p == nil {
+		return src
+	}
+	return &pacedReader{ctx: ctx, src: src, p: p}
+}
+
+type pacedReader struct {
+	ctx context.Context
+	src io.Reader
+	p   *pacer
+}
+
+func (r *pacedReader) Read(b []byte) (int, error) {
+	n, err := r.src.Read(b)
+	if n > 0 {
+		if werr := r.p.wait(r.ctx, n); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	return n, err
+}
+
+func (r *pacedReader) WriteTo(w io.Writer) (int64, error) {
+	return io.Copy(&pacedWriter{ctx: r.ctx, w: w, p: r.p}, r.src)
+}
+
+// pacedWriter passes writes on to w and then waits for the pacer.
+type pacedWriter struct {
+	ctx context.Context
+	w   io.Writer
+	p   *pacer
+}
+
+func (w *pacedWriter) Write(b []byte) (int, error) {
+	n, err := w.w.Write(b)
+	if n > 0 {
+		if werr := w.p.wait(w.ctx, n); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	return n, err
+}
