@@ -1,8 +1,6 @@
 package certadm
 
 import (
-	"errors"
-
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
@@ -29,7 +27,9 @@ type chunkCodec struct {
 
 // readFileCallOptions returns the call options of a ReadFile call: the
 // chunk codec when gRPC's standard proto codec is registered (it always is
-// when the grpc package is linked), none otherwise.
+// when the grpc package is linked), none otherwise. grpc.ForceCodecV2 is
+// marked experimental in grpc-go; the codec changes only how this client
+// decodes, never what is on the wire.
 func readFileCallOptions() []grpc.CallOption {
 	std := encoding.GetCodecV2("proto")
 	if std == nil {
@@ -49,7 +49,7 @@ func (c chunkCodec) Marshal(v any) (mem.BufferSlice, error) { return c.proto.Mar
 // chunk's bytes before it receives the next one into the same message.
 func (c chunkCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if m, ok := v.(*certsrvv1.FileChunk); ok {
-		if err := decodeChunk(data, m); err == nil {
+		if decodeChunk(data, m) {
 			return nil
 		}
 		// Anything decodeChunk does not handle, malformed input included,
@@ -58,10 +58,6 @@ func (c chunkCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	}
 	return c.proto.Unmarshal(data, v)
 }
-
-// errNotFastChunk says that decodeChunk declined a message: a field other
-// than offset (1, varint) and data (2, bytes), or malformed input.
-var errNotFastChunk = errors.New("not a plain FileChunk encoding")
 
 // FileChunk field numbers (proto/certsrv/v1/certsrv.proto).
 const (
@@ -73,29 +69,30 @@ const (
 // and data (field 2, length-delimited) fields, in any order and number
 // (the last occurrence of each wins, as in proto.Unmarshal), copying the
 // data bytes once from data's buffers into m.Data, whose capacity it
-// reuses. It returns errNotFastChunk for any other input, leaving m in an
+// reuses, and reports true. It reports false for any other input (another
+// field, a field with another wire type, malformed input), leaving m in an
 // unspecified state for the caller to decode again.
-func decodeChunk(data mem.BufferSlice, m *certsrvv1.FileChunk) error {
+func decodeChunk(data mem.BufferSlice, m *certsrvv1.FileChunk) bool {
 	c := sliceCursor{bufs: data, left: data.Len()}
 	m.Offset = 0
 	m.Data = m.Data[:0]
 	for c.left > 0 {
 		tag, ok := c.varint()
 		if !ok {
-			return errNotFastChunk
+			return false
 		}
 		num, typ := protowire.DecodeTag(tag)
 		switch {
 		case num == chunkFieldOffset && typ == protowire.VarintType:
 			v, ok := c.varint()
 			if !ok {
-				return errNotFastChunk
+				return false
 			}
 			m.Offset = int64(v)
 		case num == chunkFieldData && typ == protowire.BytesType:
 			n, ok := c.varint()
 			if !ok || n > uint64(c.left) {
-				return errNotFastChunk
+				return false
 			}
 			if uint64(cap(m.Data)) < n {
 				m.Data = make([]byte, n)
@@ -103,10 +100,10 @@ func decodeChunk(data mem.BufferSlice, m *certsrvv1.FileChunk) error {
 			m.Data = m.Data[:n]
 			c.copyTo(m.Data)
 		default:
-			return errNotFastChunk
+			return false
 		}
 	}
-	return nil
+	return true
 }
 
 // sliceCursor reads a mem.BufferSlice front to back without gathering it.

@@ -113,8 +113,8 @@ func TestChunkCodecMatchesProto(t *testing.T) {
 	for name, wire := range plain {
 		t.Run(name, func(t *testing.T) {
 			for _, at := range splits(len(wire)) {
-				if err := decodeChunk(split(wire, at...), new(certsrvv1.FileChunk)); err != nil {
-					t.Fatalf("split %v: the plain encoding was not decoded directly: %v", at, err)
+				if !decodeChunk(split(wire, at...), new(certsrvv1.FileChunk)) {
+					t.Fatalf("split %v: the plain encoding was not decoded directly", at)
 				}
 				sameAsProto(t, c, wire, at)
 			}
