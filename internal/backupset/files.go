@@ -97,7 +97,10 @@ func writeFile(ctx context.Context, root, rel string, r io.Reader, size int64) (
 			os.Remove(part)
 		}
 	}()
-	w := newPipeWriter(ctx, f, size)
+	// Progressive writeback: a gigabyte written into the page cache and
+	// fsynced at the end would queue every fsync of the CA's log (on the
+	// same disk, as often as not) behind it; see fsutil.WritebackWriter.
+	w := newPipeWriter(ctx, fsutil.NewWritebackWriter(f, 0), size)
 	_, err = io.CopyBuffer(w, r, make([]byte, copyBufferSize))
 	sum, werr := w.finish()
 	switch {

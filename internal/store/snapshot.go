@@ -36,6 +36,7 @@ type Snapshot struct {
 	f       *os.File
 	pin     *sql.Conn
 	release func() // ends the log hold
+	pace    *pacer // holds ReadAt callers back while the log's fsyncs slow down (pace.go)
 
 	mu     sync.RWMutex // ReadAt holds it shared; Close exclusively
 	closed bool
@@ -160,7 +161,8 @@ func (d *DB) takeSnapshot(ctx context.Context) (_ *Snapshot, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Snapshot{d: d, lsn: meta.AppliedLSN, size: pages * pageSize, sigs: meta.Signatures, f: f, pin: pin}
+	s := &Snapshot{d: d, lsn: meta.AppliedLSN, size: pages * pageSize, sigs: meta.Signatures, f: f, pin: pin,
+		pace: newPacer(d.log.SyncStats)}
 	if fi, err := f.Stat(); err != nil || fi.Size() < s.size {
 		f.Close()
 		if err == nil {
@@ -201,6 +203,12 @@ func (s *Snapshot) ReleaseLogs() { s.release() }
 // file (io.ReaderAt; io.EOF at Size). It is safe for concurrent use and
 // fails with ErrClosed after Close.
 func (s *Snapshot) ReadAt(p []byte, off int64) (int, error) {
+	n, err := s.readAt(p, off)
+	s.pace.wait(n)
+	return n, err
+}
+
+func (s *Snapshot) readAt(p []byte, off int64) (int, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -222,6 +230,20 @@ func (s *Snapshot) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return n, err
 }
+
+// SetPaced turns the snapshot's pacing on (the default) or off. A paced
+// snapshot is background work: ReadAt holds its caller back while the log's
+// fsync latency rises above the lowest seen, so a backup streamed to the
+// CA's own disk leaves the disk to committing writers, and runs at full
+// speed when nobody writes or the bytes go elsewhere (see pace.go). Turn it
+// off only for a copy that must finish as fast as possible whatever it
+// costs the writers.
+func (s *Snapshot) SetPaced(on bool) { s.pace.setOff(!on) }
+
+// PaceStats reports the pacing of this snapshot so far: the rate ReadAt
+// hands out bytes at now (bytes/s; 8e9 or more means unlimited) and the
+// total time ReadAt callers were held back.
+func (s *Snapshot) PaceStats() (rate float64, held time.Duration) { return s.pace.report() }
 
 // NewReader returns a reader of the whole snapshot from its first byte.
 func (s *Snapshot) NewReader() io.Reader { return io.NewSectionReader(s, 0, s.size) }

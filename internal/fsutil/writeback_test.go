@@ -1,0 +1,77 @@
+package fsutil
+
+import (
+	"bytes"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestWritebackWriterWritesEverything(t *testing.T) {
+	data := make([]byte, 5<<20+123)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	path := filepath.Join(t.TempDir(), "f")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write([]byte("head")); err != nil {
+		t.Fatal(err)
+	}
+	w := NewWritebackWriter(f, 256<<10)
+	for rest := data; len(rest) > 0; {
+		k := min(len(rest), 1+r.IntN(100<<10))
+		if n, err := w.Write(rest[:k]); err != nil || n != k {
+			t.Fatalf("Write = %d, %v; want %d", n, err, k)
+		}
+		rest = rest[k:]
+	}
+	if w.off {
+		t.Fatal("the writeback hint failed on a regular file")
+	}
+	if want := int64(4 + len(data)); w.started < want-256<<10 || w.started > want {
+		t.Fatalf("writeback started through %d of %d bytes", w.started, want)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, append([]byte("head"), data...)) {
+		t.Fatal("file content differs from what was written")
+	}
+}
+
+// A file that refuses the hint (a pipe) is still written in full.
+func TestWritebackWriterWithoutHint(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	data := bytes.Repeat([]byte("certsrv "), 64<<10)
+	got := make(chan []byte)
+	go func() {
+		b, _ := io.ReadAll(pr)
+		got <- b
+	}()
+	w := NewWritebackWriter(pw, 64<<10)
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if !bytes.Equal(<-got, data) {
+		t.Fatal("pipe content differs from what was written")
+	}
+	if !w.off {
+		t.Fatal("sync_file_range on a pipe did not fail: the fallback path is untested")
+	}
+}
