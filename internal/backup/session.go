@@ -364,6 +364,9 @@ func (m *Manager) Read(ctx context.Context, principal, id string, chunk int, sen
 		}
 		m.mu.Unlock()
 	}
+	if f.log < 0 {
+		m.logDatabaseRead(s, f, snap)
+	}
 	m.mu.Lock()
 	if s.state != stateEnded && s.open == f {
 		if f.log < 0 {
@@ -479,4 +482,21 @@ func (s *session) record(now time.Time) Record {
 		}
 	}
 	return rec
+}
+
+// pacedSnapshot is a snapshot that yields to the CA's log writes
+// (store.Snapshot) and can say how much it held its reader back.
+type pacedSnapshot interface {
+	PaceStats() (rate float64, held time.Duration)
+}
+
+// logDatabaseRead logs the end of the database file's read, with the time
+// the engine held the read back to leave the disk to committing writers.
+func (m *Manager) logDatabaseRead(s *session, f *openFile, snap Snapshot) {
+	attrs := []any{"session", s.short(), "path", f.name, "bytes", f.size}
+	if p, ok := snap.(pacedSnapshot); ok {
+		_, held := p.PaceStats()
+		attrs = append(attrs, "held_back_for_writers", held.Round(time.Millisecond))
+	}
+	m.log.Info("backup database read", attrs...)
 }

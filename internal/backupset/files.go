@@ -97,10 +97,12 @@ func writeFile(ctx context.Context, root, rel string, r io.Reader, size int64) (
 			os.Remove(part)
 		}
 	}()
-	// Progressive writeback: a gigabyte written into the page cache and
-	// fsynced at the end would queue every fsync of the CA's log (on the
-	// same disk, as often as not) behind it; see fsutil.WritebackWriter.
-	w := newPipeWriter(ctx, fsutil.NewWritebackWriter(f, 0), size)
+	// Direct I/O where the file system allows it, else progressive
+	// writeback: a gigabyte written into the page cache costs more CPU than
+	// receiving it, and fsynced at the end it would queue every fsync of
+	// the CA's log (on the same disk, as often as not) behind it; see
+	// fsutil.DirectWriter.
+	w := newPipeWriter(ctx, fsutil.NewDirectWriter(f), size)
 	_, err = io.CopyBuffer(w, r, make([]byte, copyBufferSize))
 	sum, werr := w.finish()
 	switch {

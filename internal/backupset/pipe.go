@@ -8,6 +8,8 @@ import (
 	"hash"
 	"io"
 	"sync"
+
+	"github.com/certsrv/certsrv/internal/fsutil"
 )
 
 // Buffers of the copy pipeline. Write copies the caller's bytes into a free
@@ -56,7 +58,7 @@ func newPipeWriter(ctx context.Context, w io.Writer, limit int64) *pipeWriter {
 	// Small files need no large buffers.
 	size := int(min(int64(pipeBufferSize), max(limit, 1)))
 	for i := 0; i < pipeBuffers; i++ {
-		p.free <- make([]byte, 0, size)
+		p.free <- fsutil.AlignedBuffer(size)[:0] // aligned for direct I/O
 	}
 	go func() {
 		defer close(p.toHash)

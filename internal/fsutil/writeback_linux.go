@@ -19,3 +19,19 @@ func waitWriteback(f *os.File, off, n int64) error {
 	return unix.SyncFileRange(int(f.Fd()), off, n,
 		unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
 }
+
+// setDirect turns direct I/O (O_DIRECT) on or off for f.
+func setDirect(f *os.File, on bool) error {
+	fd := int(f.Fd())
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return err
+	}
+	if on {
+		flags |= unix.O_DIRECT
+	} else {
+		flags &^= unix.O_DIRECT
+	}
+	_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags)
+	return err
+}

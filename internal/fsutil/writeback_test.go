@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"unsafe"
 )
 
 func TestWritebackWriterWritesEverything(t *testing.T) {
@@ -73,5 +74,61 @@ func TestWritebackWriterWithoutHint(t *testing.T) {
 	}
 	if !w.off {
 		t.Fatal("sync_file_range on a pipe did not fail: the fallback path is untested")
+	}
+}
+
+func TestDirectWriter(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	block := AlignedBuffer(1 << 20)
+	if uintptr(unsafe.Pointer(&block[0]))%DirectAlign != 0 || len(block) != 1<<20 {
+		t.Fatal("AlignedBuffer returned an unaligned or short buffer")
+	}
+	var want []byte
+	path := filepath.Join(t.TempDir(), "f")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := NewDirectWriter(f)
+	direct := w.Direct()
+	if !direct {
+		// tmpfs before Linux 6.6: the buffered fallback must still write
+		// every byte.
+		t.Logf("the file system of %s refuses O_DIRECT; checking the buffered fallback", path)
+	}
+	for i := 0; i < 5; i++ {
+		for j := range block {
+			block[j] = byte(r.Uint32())
+		}
+		if n, err := w.Write(block); err != nil || n != len(block) {
+			t.Fatalf("direct Write = %d, %v", n, err)
+		}
+		want = append(want, block...)
+	}
+	if w.Direct() != direct {
+		t.Fatal("aligned writes left direct I/O")
+	}
+	tail := []byte("a short, unaligned tail")
+	if _, err := w.Write(tail); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, tail...)
+	if w.Direct() {
+		t.Fatal("an unaligned write did not switch the file back to buffered I/O")
+	}
+	if _, err := w.Write(block[:8192]); err != nil { // buffered from now on
+		t.Fatal(err)
+	}
+	want = append(want, block[:8192]...)
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("file content differs from what was written (%d vs %d bytes)", len(got), len(want))
 	}
 }

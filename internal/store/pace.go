@@ -31,10 +31,12 @@ const (
 	// paceGain bounds the change per interval: at most ±25 %.
 	paceGain = 0.25
 	// paceStartRate is the rate a snapshot starts at, and paceMinRate the
-	// floor that keeps a backup moving however busy the log is (a 1 GiB
-	// database then takes at most about a minute).
+	// floor that keeps a backup moving however busy the log is: a 1 GiB
+	// database takes at most about 17 s. At that rate a CA issuing on all
+	// cores kept 84-88 % of its throughput in docs/BENCHMARKS.md; an
+	// operator who needs less goes lower with certadm backup --max-rate.
 	paceStartRate = 128e6
-	paceMinRate   = 16e6
+	paceMinRate   = 64e6
 	// paceMaxRate counts as unlimited: faster than a page-cache read.
 	paceMaxRate = 8e9
 )
