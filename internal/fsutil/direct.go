@@ -7,6 +7,15 @@ import (
 	"unsafe"
 )
 
+// directMaxWrite is the largest single direct write. A direct write
+// occupies the disk until it completes, and an fsync of another file (the
+// CA's log) that arrives meanwhile waits behind it: 1 MiB pieces keep that
+// wait under a millisecond on a disk that writes about 1.4 GB/s, where
+// 4 MiB pieces made a writer that commits one record at a time lose a
+// fifth of its rate. Copying 1 GiB took 0.78 s in 1 MiB direct writes,
+// 0.66 s in 4 MiB ones.
+const directMaxWrite = 1 << 20
+
 // DirectAlign is the alignment direct I/O needs for buffer addresses, file
 // offsets and lengths: the page size, which covers every logical block
 // size Linux disks use.
@@ -65,15 +74,23 @@ func (w *DirectWriter) Write(b []byte) (int, error) {
 	if !w.direct {
 		return w.buffered.Write(b)
 	}
-	n, err := w.f.Write(b)
-	if errors.Is(err, syscall.EINVAL) && n == 0 {
-		// The file system took the flag but not the write.
-		w.leaveDirect()
-		return w.buffered.Write(b)
+	var n int
+	for n < len(b) {
+		k, err := w.f.Write(b[n:min(len(b), n+directMaxWrite)])
+		if errors.Is(err, syscall.EINVAL) && k == 0 && w.buffered.written%DirectAlign == 0 {
+			// The file system took the flag but not the write.
+			w.leaveDirect()
+			m, err := w.buffered.Write(b[n:])
+			return n + m, err
+		}
+		n += k
+		w.buffered.written += int64(k)
+		w.buffered.started = w.buffered.written // nothing dirty to write back
+		if err != nil {
+			return n, err
+		}
 	}
-	w.buffered.written += int64(n)
-	w.buffered.started = w.buffered.written // nothing dirty to write back
-	return n, err
+	return n, nil
 }
 
 func (w *DirectWriter) leaveDirect() {

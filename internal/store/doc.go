@@ -255,6 +255,13 @@
 //     doing anything else. A backup that has copied every generation it
 //     lists ends the hold with Snapshot.ReleaseLogs before it calls
 //     TruncateLogs, which would otherwise keep those generations.
+//   - Pacing. ReadAt is background work: it holds its caller back when the
+//     log's mean fsync latency (wal.Log.SyncStats) rises above the lowest
+//     it has seen by more than a fifth, so a snapshot streamed to a file on
+//     the same disk leaves the disk to committing writers (pace.go; a
+//     delay-based controller after LEDBAT, RFC 6817, between 64 MB/s and
+//     unlimited). With no fsyncs to watch it does not slow down at all.
+//     Snapshot.SetPaced(false) turns it off.
 //
 // # Log truncation, circular logging and log holds
 //

@@ -25,18 +25,16 @@ const (
 	// paceTargetFraction is the extra fsync latency allowed, as a fraction
 	// of the base latency: a writer that commits one record at a time
 	// then keeps at least 1/(1+0.2) ≈ 83 % of its rate.
-	paceTargetFraction = 0.2
+	paceTargetFraction = 0.1
 	// paceMinTarget keeps the target above timer and scheduling noise.
-	paceMinTarget = 50 * time.Microsecond
+	paceMinTarget = 25 * time.Microsecond
 	// paceGain bounds the change per interval: at most ±25 %.
 	paceGain = 0.25
 	// paceStartRate is the rate a snapshot starts at, and paceMinRate the
 	// floor that keeps a backup moving however busy the log is: a 1 GiB
-	// database takes at most about 17 s. At that rate a CA issuing on all
-	// cores kept 84-88 % of its throughput in docs/BENCHMARKS.md; an
-	// operator who needs less goes lower with certadm backup --max-rate.
+	// database takes at most about half a minute.
 	paceStartRate = 128e6
-	paceMinRate   = 64e6
+	paceMinRate   = 32e6
 	// paceMaxRate counts as unlimited: faster than a page-cache read.
 	paceMaxRate = 8e9
 )
