@@ -2,7 +2,9 @@ package certadm
 
 import (
 	"context"
+	"errors"
 	"io"
+	"net/http"
 	"os"
 	"sync"
 
@@ -53,6 +55,10 @@ type BackupFile struct {
 	chunk  int32
 	stream grpc.ServerStreamingClient[certsrvv1.FileChunk] // nil until the first Read
 	msg    *certsrvv1.FileChunk                            // every chunk is received into it, reusing its Data
+
+	resp    *http.Response // the HTTP/1.1 stream (rawread.go), nil until the first Read or over gRPC
+	rawBuf  []byte         // resp's bytes are read into it
+	rawDone bool           // resp ended with an OK status after Size bytes
 
 	buf  []byte // received, not yet returned (a part of msg.Data)
 	next int64  // offset of the next byte the stream must deliver
@@ -114,6 +120,18 @@ func (f *BackupFile) Offset() int64 { return f.next - int64(len(f.buf)) }
 // fill makes buf non-empty, or returns io.EOF at a verified end, or the
 // sticky error.
 func (f *BackupFile) fill() error {
+	if len(f.buf) == 0 && f.err == nil && !f.done &&
+		(f.resp != nil || (f.stream == nil && f.b.c.raw != nil && !f.b.c.raw.off.Load())) {
+		switch err := f.rawFill(); {
+		case err == nil || err == io.EOF:
+			return err
+		case !errors.Is(err, errRawRefused):
+			f.buf = nil // what came with a failed read is not delivered
+			f.err = err
+			return err
+		}
+		// The server speaks gRPC only: go on below.
+	}
 	for len(f.buf) == 0 {
 		if f.err != nil {
 			return f.err
@@ -195,6 +213,9 @@ func (f *BackupFile) WriteTo(w io.Writer) (int64, error) {
 func (f *BackupFile) Close() error {
 	f.closeOnce.Do(func() {
 		f.cancel()
+		if f.resp != nil {
+			f.resp.Body.Close()
+		}
 		f.buf = nil
 		if f.err == nil {
 			f.err = newError(condSequence, f.op, "%w", os.ErrClosed)

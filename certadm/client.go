@@ -74,6 +74,7 @@ type Client struct {
 	conn   *grpc.ClientConn
 	admin  certsrvv1.AdminClient
 	backup certsrvv1.BackupClient
+	raw    *rawTransport // backup file content over HTTP/1.1 (rawread.go)
 	target target
 	first  ServerInfo
 
@@ -112,7 +113,8 @@ func Dial(ctx context.Context, server string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, newError(condInvalidArg, "dial", "server %s: %w", t.addr, err)
 	}
-	c := &Client{conn: conn, admin: certsrvv1.NewAdminClient(conn), backup: certsrvv1.NewBackupClient(conn), target: t}
+	c := &Client{conn: conn, admin: certsrvv1.NewAdminClient(conn), backup: certsrvv1.NewBackupClient(conn), target: t,
+		raw: newRawTransport(t.addr, t.tls)}
 	dctx, cancel := context.WithTimeout(ctx, o.dialTimeout)
 	defer cancel()
 	info, err := c.Ping(dctx)
@@ -180,7 +182,10 @@ func (c *Client) Close() error {
 		return nil
 	}
 	var err error
-	c.closeOnce.Do(func() { err = c.conn.Close() })
+	c.closeOnce.Do(func() {
+		c.raw.close()
+		err = c.conn.Close()
+	})
 	if err != nil {
 		return fromRPC(context.Background(), "close", err)
 	}

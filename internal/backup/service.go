@@ -119,6 +119,14 @@ func (s *Service) ReadFile(req *certsrvv1.ReadFileRequest, stream grpc.ServerStr
 	return apierr.Status(err)
 }
 
+// ReadRaw is ReadFile for a transport other than gRPC (the admin port's
+// HTTP/1.1 side): the caller, who must carry the same authorization as a
+// ReadFile call, gets the open file's bytes through send. The error is an
+// *apierr.Error or another error, not a gRPC status.
+func (s *Service) ReadRaw(ctx context.Context, sessionID string, chunk int, send func(off int64, p []byte) error) error {
+	return s.m.Read(ctx, s.who(ctx), sessionID, chunk, send)
+}
+
 // CloseFile implements certsrvv1.BackupServer.
 func (s *Service) CloseFile(ctx context.Context, req *certsrvv1.SessionRequest) (*certsrvv1.CloseFileResponse, error) {
 	if err := s.m.CloseFile(ctx, s.who(ctx), req.GetSessionId()); err != nil {

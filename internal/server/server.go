@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	certsrvv1 "github.com/certsrv/certsrv/proto/certsrv/v1"
 
@@ -86,6 +85,8 @@ type Server struct {
 	logger  *slog.Logger
 	grpc    *grpc.Server
 	http    *http.Server
+	raw     *http.Server // HTTP/1.1 side of the admin port (rawread.go)
+	mux     *tlsMux      // the admin port's TLS listener (alpn.go)
 	lis     net.Listener
 	httpLis net.Listener
 	backup  certsrvv1.BackupServer // nil when none was given
@@ -163,8 +164,9 @@ func New(ca *service.CA, opts Options) (_ *Server, err error) {
 			return nil, &ListenError{What: "http", Addr: opts.HTTPListen, Err: err}
 		}
 	}
+	s.mux = newTLSMux(s.lis, tlsCfg)
 	grpcOpts := []grpc.ServerOption{
-		grpc.Creds(credentials.NewTLS(tlsCfg)),
+		grpc.Creds(handshakenCreds{}),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
 	}
@@ -174,6 +176,12 @@ func New(ca *service.CA, opts Options) (_ *Server, err error) {
 	s.grpc = grpc.NewServer(grpcOpts...)
 	certsrvv1.RegisterAdminServer(s.grpc, &adminService{s: s})
 	certsrvv1.RegisterBackupServer(s.grpc, newBackupService(s, opts.BackupService))
+	s.raw = &http.Server{
+		Handler:           rawReadHandler{s},
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
 	s.http = &http.Server{
 		Handler:           &publishHandler{dir: dir.PublishDir(), logger: logger},
 		ReadHeaderTimeout: 10 * time.Second,
@@ -242,9 +250,23 @@ func (s *Server) Serve(ctx context.Context) error {
 	var publisher sync.WaitGroup
 	publisher.Go(func() { s.ca.RunPublisher(pubCtx) })
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() {
-		if err := s.grpc.Serve(s.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		// The port's accept loop ends when the gRPC server closes its
+		// side at the stop; a failure before that stops everything.
+		if err := s.mux.serve(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errc <- fmt.Errorf("serve admin port: %w", err)
+			return
+		}
+		errc <- nil
+	}()
+	go func() {
+		if err := s.raw.Serve(s.mux.http); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			s.logger.Warn("backup file endpoint stopped", "err", err)
+		}
+	}()
+	go func() {
+		if err := s.grpc.Serve(s.mux.grpc); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			errc <- fmt.Errorf("serve admin API: %w", err)
 			return
 		}
@@ -259,7 +281,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}()
 
 	var errs []error
-	pending := 2
+	pending := 3
 	select {
 	case <-ctx.Done():
 		s.logger.Info("stopping", "why", "context done")
@@ -301,6 +323,11 @@ func (s *Server) stopListeners() {
 	wg.Go(func() {
 		if err := s.http.Shutdown(deadline); err != nil {
 			s.http.Close()
+		}
+	})
+	wg.Go(func() {
+		if err := s.raw.Shutdown(deadline); err != nil {
+			s.raw.Close()
 		}
 	})
 	wg.Go(func() {
