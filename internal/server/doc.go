@@ -14,6 +14,14 @@
 // (service.CA.Authorize) must know that fingerprint for that principal; it
 // returns the principal's roles.
 //
+// The port carries two protocols after that one handshake, chosen by ALPN
+// (alpn.go): gRPC over HTTP/2 ("h2", or no ALPN) for every RPC, and
+// HTTP/1.1 ("http/1.1") for a single path, RawReadPath, which streams the
+// open backup file's bytes as one response body (rawread.go). Its caller
+// is authorized exactly as a Backup/ReadFile call (the same authorize
+// function, the same role table entry), and the backup service applies the
+// same session rules; anything else on that side is 404 or 405.
+//
 // # Authorization
 //
 // A unary and a stream interceptor run before every handler, in this order:

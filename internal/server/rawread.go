@@ -34,6 +34,10 @@ const (
 	RawReadOffset = "Certsrv-Offset" // the offset of the body's first byte
 )
 
+// rawWriteStall is how long one chunk's write may wait for a client that
+// does not read, the default backup lease.
+const rawWriteStall = 2 * time.Minute
+
 // rawReader is implemented by a backup service that can stream a file's
 // bytes to any sink (backup.Service).
 type rawReader interface {
@@ -88,7 +92,11 @@ func (h rawReadHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Trailer", RawReadStatus)
 	w.Header().Set("Content-Type", "application/octet-stream")
 	started := false
+	rc := http.NewResponseController(w)
 	err = rr.ReadRaw(actx, q.Get("session"), chunk, func(off int64, p []byte) error {
+		// A client that stops reading must not hold the session's read
+		// (and this goroutine) forever: each chunk gets rawWriteStall.
+		_ = rc.SetWriteDeadline(time.Now().Add(rawWriteStall))
 		if !started {
 			// The client checks that the stream continues where it
 			// stopped receiving.
@@ -96,7 +104,20 @@ func (h rawReadHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusOK)
 			started = true
 		}
+		cc, _ := ctx.Value(corkKey{}).(*corkConn)
+		if cc == nil {
+			_, err := w.Write(p)
+			return err
+		}
+		// One system call for the chunk's TLS records, not one each.
+		cc.cork()
 		_, err := w.Write(p)
+		if ferr := rc.Flush(); err == nil {
+			err = ferr
+		}
+		if uerr := cc.uncork(); err == nil {
+			err = uerr
+		}
 		return err
 	})
 	s.logCall(actx, method+" (http/1.1)", start, err)

@@ -178,6 +178,7 @@ func New(ca *service.CA, opts Options) (_ *Server, err error) {
 	certsrvv1.RegisterBackupServer(s.grpc, newBackupService(s, opts.BackupService))
 	s.raw = &http.Server{
 		Handler:           rawReadHandler{s},
+		ConnContext:       connCork,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
