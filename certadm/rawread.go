@@ -73,7 +73,9 @@ var errRawRefused = errors.New("the server does not serve backup files over HTTP
 // not offer the protocol (the caller falls back to gRPC), a *Error for a
 // refusal the server explained, or another error for a broken transfer.
 func (t *rawTransport) open(ctx context.Context, op, session string, chunk int32, next int64) (*http.Response, error) {
-	q := url.Values{"session": {session}, "chunk": {strconv.Itoa(int(chunk))}}
+	// The chunk size only sets how much the server reads and writes at a
+	// time here (no message has to fit it): the largest is cheapest.
+	q := url.Values{"session": {session}, "chunk": {strconv.Itoa(MaxChunkSize)}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+t.addr+rawReadPath+"?"+q.Encode(), nil)
 	if err != nil {
 		return nil, newError(condInvalidArg, op, "%v", err)

@@ -30,10 +30,13 @@ const (
 	paceMinTarget = 25 * time.Microsecond
 	// paceGain bounds the change per interval: at most ±25 %.
 	paceGain = 0.25
-	// paceStartRate is the rate a snapshot starts at, and paceMinRate the
-	// floor that keeps a backup moving however busy the log is: a 1 GiB
-	// database takes at most about half a minute.
-	paceStartRate = 128e6
+	// paceStartRate is the rate a snapshot starts at: unlimited, since
+	// the first interval's adjustment starts from what the reader actually
+	// took (a start at 128 MB/s held a 1 GiB backup with no writers back
+	// for 60 ms). paceMinRate is the floor that keeps a backup moving
+	// however busy the log is: a 1 GiB database takes at most about half a
+	// minute.
+	paceStartRate = paceMaxRate
 	paceMinRate   = 32e6
 	// paceMaxRate counts as unlimited: faster than a page-cache read.
 	paceMaxRate = 8e9
