@@ -257,9 +257,9 @@
 //     TruncateLogs, which would otherwise keep those generations.
 //   - Pacing. ReadAt is background work: it holds its caller back when the
 //     log's mean fsync latency (wal.Log.SyncStats) rises above the lowest
-//     it has seen by more than a fifth, so a snapshot streamed to a file on
+//     it has seen by more than a tenth, so a snapshot streamed to a file on
 //     the same disk leaves the disk to committing writers (pace.go; a
-//     delay-based controller after LEDBAT, RFC 6817, between 64 MB/s and
+//     delay-based controller after LEDBAT, RFC 6817, between 32 MB/s and
 //     unlimited). With no fsyncs to watch it does not slow down at all.
 //     Snapshot.SetPaced(false) turns it off.
 //
