@@ -6,8 +6,13 @@
 // # Connecting
 //
 // Every call talks gRPC over TLS 1.3 to the server's admin API with a
-// client certificate. The server address and the credentials are found in
-// this order:
+// client certificate. The content of backup files (BackupFile reads) comes
+// over the same port, certificate and authorization as one HTTP/1.1
+// response instead of a gRPC stream when the server offers it, which costs
+// both ends less CPU; against a server that does not, the library uses the
+// gRPC stream. Either way a BackupFile delivers the same bytes and the
+// same errors. The server address and the credentials are found in this
+// order:
 //
 //   - server address: the server argument; else the CERTADM_SERVER
 //     environment variable; else the first line of the file "server" in the
