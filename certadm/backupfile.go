@@ -119,9 +119,15 @@ func (f *BackupFile) Offset() int64 { return f.next - int64(len(f.buf)) }
 
 // fill makes buf non-empty, or returns io.EOF at a verified end, or the
 // sticky error.
+// rawNext reports whether the next bytes come from the HTTP/1.1 stream:
+// nothing is buffered or failed, and the stream is open or may be.
+func (f *BackupFile) rawNext() bool {
+	return len(f.buf) == 0 && f.err == nil && !f.done &&
+		(f.resp != nil || (f.stream == nil && f.b.c.raw != nil && !f.b.c.raw.off.Load()))
+}
+
 func (f *BackupFile) fill() error {
-	if len(f.buf) == 0 && f.err == nil && !f.done &&
-		(f.resp != nil || (f.stream == nil && f.b.c.raw != nil && !f.b.c.raw.off.Load())) {
+	if f.rawNext() {
 		switch err := f.rawFill(); {
 		case err == nil || err == io.EOF:
 			return err
@@ -177,6 +183,16 @@ func (f *BackupFile) fill() error {
 func (f *BackupFile) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if f.rawNext() {
+		// Straight from the HTTP/1.1 stream into p: no copy of our own.
+		switch n, err := f.rawRead(p); {
+		case err == nil || err == io.EOF:
+			return n, err
+		case !errors.Is(err, errRawRefused):
+			f.err = err
+			return 0, err
+		}
 	}
 	if err := f.fill(); err != nil {
 		return 0, err

@@ -143,56 +143,73 @@ func rawStatusError(ctx context.Context, op, v string) error {
 }
 
 // rawFill is BackupFile.fill for the HTTP/1.1 stream: it makes buf
-// non-empty, or returns io.EOF at a verified end, or an error.
+// non-empty, or returns io.EOF at a verified end, or an error
+// (errRawRefused: use gRPC).
 func (f *BackupFile) rawFill() error {
 	for len(f.buf) == 0 {
+		if f.rawBuf == nil {
+			f.rawBuf = make([]byte, min(int64(rawReadBuffer), max(f.size-f.next, 1)))
+		}
+		n, err := f.rawRead(f.rawBuf)
+		if err != nil {
+			return err
+		}
+		f.buf = f.rawBuf[:n]
+	}
+	return nil
+}
+
+// rawRead reads the next bytes of the HTTP/1.1 stream into p (opening the
+// stream first if needed): n > 0 and nil, or io.EOF at the verified end,
+// or an error (errRawRefused: the server does not offer the stream). Bytes
+// read together with an error are not delivered.
+func (f *BackupFile) rawRead(p []byte) (int, error) {
+	for {
 		if f.rawDone {
 			f.done = true
-			return io.EOF
+			return 0, io.EOF
 		}
 		if f.resp == nil {
 			resp, err := f.b.c.raw.open(f.ctx, f.op, f.b.id, f.chunk, f.next)
 			switch {
-			case errors.Is(err, errRawRefused):
-				return errRawRefused
 			case err != nil:
-				return err
+				return 0, err
 			case resp == nil: // an empty file, ended with OK
 				if f.next != f.size {
-					return newError(condTruncated, f.op, "stream ended after %d of %d bytes", f.next, f.size)
+					return 0, newError(condTruncated, f.op, "stream ended after %d of %d bytes", f.next, f.size)
 				}
 				f.done = true
-				return io.EOF
+				return 0, io.EOF
 			}
 			f.resp = resp
-			f.rawBuf = make([]byte, min(int64(rawReadBuffer), max(f.size-f.next, 1)))
 		}
-		n, err := f.resp.Body.Read(f.rawBuf)
+		n, err := f.resp.Body.Read(p)
 		if int64(n) > f.size-f.next {
-			return newError(condInvalidData, f.op, "the stream runs past the announced size %d", f.size)
+			return 0, newError(condInvalidData, f.op, "the stream runs past the announced size %d", f.size)
 		}
-		f.buf = f.rawBuf[:n]
 		f.next += int64(n)
 		switch {
 		case err == io.EOF:
 			f.resp.Body.Close()
 			st := f.resp.Trailer.Get(rawReadStatus)
 			if st == "" {
-				return newError(condTruncated, f.op, "stream ended after %d of %d bytes without a status", f.next, f.size)
+				return 0, newError(condTruncated, f.op, "stream ended after %d of %d bytes without a status", f.next, f.size)
 			}
 			if serr := rawStatusError(f.ctx, f.op, st); serr != nil {
-				return serr
+				return 0, serr
 			}
 			if f.next != f.size {
-				return newError(condTruncated, f.op, "stream ended after %d of %d bytes", f.next, f.size)
+				return 0, newError(condTruncated, f.op, "stream ended after %d of %d bytes", f.next, f.size)
 			}
 			f.rawDone = true
 		case err != nil:
 			if ctxErr := f.ctx.Err(); ctxErr != nil {
-				return fromRPC(f.ctx, f.op, ctxErr)
+				return 0, fromRPC(f.ctx, f.op, ctxErr)
 			}
-			return newError(condTruncated, f.op, "stream broke after %d of %d bytes: %v", f.next, f.size, err)
+			return 0, newError(condTruncated, f.op, "stream broke after %d of %d bytes: %v", f.next, f.size, err)
+		}
+		if n > 0 {
+			return n, nil
 		}
 	}
-	return nil
 }

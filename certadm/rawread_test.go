@@ -84,27 +84,33 @@ func TestRawStream(t *testing.T) {
 		}, ErrAccessDenied},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			f := rawFile(t, size, c.handler)
-			var out bytes.Buffer
-			_, err := io.Copy(&out, f)
-			switch {
-			case c.want == nil && err != nil:
-				t.Fatalf("copy: %v", err)
-			case c.want == nil && !bytes.Equal(out.Bytes(), data):
-				t.Fatalf("got %d bytes, not the file", out.Len())
-			case c.want != nil && !errors.Is(err, c.want):
-				t.Fatalf("copy: %v, want %v", err, c.want)
-			}
-			if c.want != nil {
-				// Errors are sticky.
-				if _, err2 := f.Read(make([]byte, 10)); !errors.Is(err2, c.want) {
-					t.Fatalf("second read: %v, want %v again", err2, c.want)
+		for _, via := range []string{"WriteTo", "Read"} {
+			t.Run(c.name+"/"+via, func(t *testing.T) {
+				f := rawFile(t, size, c.handler)
+				var out bytes.Buffer
+				var src io.Reader = f
+				if via == "Read" {
+					src = struct{ io.Reader }{f} // hide WriteTo: Read straight into the caller's buffer
 				}
-			}
-			if f.b.c.raw.off.Load() {
-				t.Fatal("the client gave up HTTP/1.1 for a server that speaks it")
-			}
-		})
+				_, err := io.Copy(&out, src)
+				switch {
+				case c.want == nil && err != nil:
+					t.Fatalf("copy: %v", err)
+				case c.want == nil && !bytes.Equal(out.Bytes(), data):
+					t.Fatalf("got %d bytes, not the file", out.Len())
+				case c.want != nil && !errors.Is(err, c.want):
+					t.Fatalf("copy: %v, want %v", err, c.want)
+				}
+				if c.want != nil {
+					// Errors are sticky.
+					if _, err2 := f.Read(make([]byte, 10)); !errors.Is(err2, c.want) {
+						t.Fatalf("second read: %v, want %v again", err2, c.want)
+					}
+				}
+				if f.b.c.raw.off.Load() {
+					t.Fatal("the client gave up HTTP/1.1 for a server that speaks it")
+				}
+			})
+		}
 	}
 }

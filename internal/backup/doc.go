@@ -92,7 +92,7 @@
 //	GetDatabaseLocations  seq              restore map                      restore map                    seq
 //	OpenFile              seq              → open (name rules above)        hrAlreadyOpen                  seq
 //	ReadFile              seq              seq                              stream to end                  seq
-//	CloseFile             seq              seq                              → prepared (seq while reading) close, stay failed
+//	CloseFile             seq              seq                              → prepared (ends a read first) close, stay failed
 //	TruncateLogs          seq              truncate if complete, else seq   same as prepared               seq
 //	End(abort=false)      seq              record if complete → none        same (closes the file) → none  nothing recorded → none
 //	End(abort=true)       seq              → none                           → none                         → none

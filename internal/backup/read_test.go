@@ -5,7 +5,9 @@ import (
 	"context"
 	"io"
 	"os"
+	"strings"
 	"testing"
+	"time"
 	"unsafe"
 
 	certsrvv1 "github.com/certsrv/certsrv/proto/certsrv/v1"
@@ -136,5 +138,54 @@ func TestGRPCStreamWithReusedBuffer(t *testing.T) {
 	}
 	if _, err := cl.End(ctx, &certsrvv1.EndRequest{SessionId: sid, Abort: true}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// CloseFile while a read is still streaming (the client dropped the stream
+// and the server has not noticed yet) ends that read and closes the file.
+func TestCloseFileEndsARead(t *testing.T) {
+	db := newDB(t)
+	write(t, db, 400)
+	m, _ := newManager(t, db)
+	ctx := context.Background()
+	id, err := m.Prepare(ctx, op1, Full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := m.DatabaseNames(ctx, op1, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.OpenFile(ctx, op1, id, names[0].Name); err != nil {
+		t.Fatal(err)
+	}
+	sending := make(chan struct{})
+	readDone := make(chan error, 1)
+	go func() {
+		first := true
+		readDone <- m.Read(ctx, op1, id, MinChunk, func(off int64, p []byte) error {
+			if first {
+				first = false
+				close(sending)
+			}
+			time.Sleep(20 * time.Millisecond) // a slow client
+			return nil
+		})
+	}()
+	<-sending
+	if err := m.CloseFile(ctx, op1, id); err != nil {
+		t.Fatalf("CloseFile during a read: %v", err)
+	}
+	if err := <-readDone; err == nil {
+		t.Fatal("the read went on to the end after CloseFile")
+	}
+	// The file is closed: the session goes on, and the read counts for
+	// nothing, so End records nothing.
+	if _, err := m.OpenFile(ctx, op1, id, names[0].Name); err != nil {
+		t.Fatalf("OpenFile after CloseFile: %v", err)
+	}
+	res, err := m.End(ctx, op1, id, false)
+	if res.Recorded || err == nil || !strings.Contains(err.Error(), "not read to its end") {
+		t.Fatalf("End after a half-read file: recorded %v, %v; want nothing recorded and why", res.Recorded, err)
 	}
 }

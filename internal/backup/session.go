@@ -248,6 +248,10 @@ func logFailure(le *LogError) *apierr.Error {
 
 // CloseFile closes the open file (CloseFile). A file streamed to its end
 // stays counted as read.
+// closeFileWait bounds how long CloseFile waits for a read in progress
+// that it ended.
+const closeFileWait = 5 * time.Second
+
 func (m *Manager) CloseFile(ctx context.Context, principal, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -262,7 +266,30 @@ func (m *Manager) CloseFile(ctx context.Context, principal, id string) error {
 		return apierr.New(apierr.BackupSequence, "no file is open")
 	}
 	if s.open.reading {
-		return apierr.New(apierr.BackupSequence, "a read of %s is in progress", s.open.name)
+		// The client has given up its read (closing a file mid-stream
+		// drops the stream), but the server may not have noticed yet:
+		// end the read and wait a moment for it.
+		f := s.open
+		if s.cancelRead != nil {
+			s.cancelRead()
+		}
+		timedOut := false
+		t := time.AfterFunc(closeFileWait, func() {
+			m.mu.Lock()
+			timedOut = true
+			m.idle.Broadcast()
+			m.mu.Unlock()
+		})
+		for f.reading && !timedOut {
+			m.idle.Wait()
+		}
+		t.Stop()
+		if f.reading {
+			return apierr.New(apierr.BackupSequence, "a read of %s is in progress", f.name)
+		}
+		if s.open != f {
+			return apierr.New(apierr.BackupSequence, "no file is open")
+		}
 	}
 	s.open = nil
 	if s.state == stateOpen {

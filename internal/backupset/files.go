@@ -103,7 +103,7 @@ func writeFile(ctx context.Context, root, rel string, r io.Reader, size int64) (
 	// the CA's log (on the same disk, as often as not) behind it; see
 	// fsutil.DirectWriter.
 	w := newPipeWriter(ctx, fsutil.NewDirectWriter(f), size)
-	_, err = io.CopyBuffer(w, r, make([]byte, copyBufferSize))
+	_, err = w.ReadFrom(r)
 	sum, werr := w.finish()
 	switch {
 	case errors.Is(err, errTooLong):

@@ -124,6 +124,55 @@ func (p *pipeWriter) Write(b []byte) (int, error) {
 	return n, nil
 }
 
+// ReadFrom reads r to its end straight into the pipeline's buffers: one
+// copy fewer than Write, for a source that can fill a buffer itself (a
+// backup file's HTTP/1.1 stream, a file). It stops like Write: at the
+// context's end, at an earlier write error, or with errTooLong when r
+// delivers more than the limit.
+func (p *pipeWriter) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	for empty := 0; ; {
+		if err := p.ctx.Err(); err != nil {
+			return total, err
+		}
+		if err := p.failed(); err != nil {
+			return total, err
+		}
+		if p.cur == nil {
+			p.cur = <-p.free
+		}
+		space := p.cur[len(p.cur):cap(p.cur)]
+		// At most one byte past the limit, to notice a longer source.
+		if rest := p.limit - p.n; int64(len(space)) > rest+1 {
+			space = space[:rest+1]
+		}
+		k, err := r.Read(space)
+		if int64(k) > p.limit-p.n {
+			return total, errTooLong
+		}
+		if k == 0 && err == nil {
+			if empty++; empty == 100 {
+				return total, io.ErrNoProgress
+			}
+		} else {
+			empty = 0
+		}
+		p.cur = p.cur[:len(p.cur)+k]
+		p.n += int64(k)
+		total += int64(k)
+		if len(p.cur) == cap(p.cur) {
+			p.toFile <- p.cur
+			p.cur = nil
+		}
+		switch {
+		case err == io.EOF:
+			return total, nil
+		case err != nil:
+			return total, err
+		}
+	}
+}
+
 // finish writes and hashes what is still queued, stops the goroutines, and
 // returns the SHA-256 in lower-case hex and the first write error.
 func (p *pipeWriter) finish() (string, error) {
