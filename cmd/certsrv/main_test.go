@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -277,6 +278,49 @@ func TestUsageErrors(t *testing.T) {
 		code, _, stderr := runCertsrv(t, append(args, "--data", t.TempDir())...)
 		if code != 2 {
 			t.Errorf("certsrv %q: exit %d, want 2\n%s", args, code, stderr)
+		}
+	}
+}
+
+// TestServeDynamicFilesFollowTheBoundAddress checks that with the default
+// base_url (the http_listen of init) and --http naming another address for
+// this run, the dynamic-file URLs a backup client gets name where this run
+// serves, and fetching them works.
+func TestServeDynamicFilesFollowTheBoundAddress(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	if code, _, stderr := runCertsrv(t, "init", "--data", data); code != 0 {
+		t.Fatalf("init: exit %d\n%s", code, stderr)
+	}
+	d := startServe(t, "--data", data, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
+	defer d.stop(t)
+	conn, err := testserver.Dial(d.admin, filepath.Join(data, "admin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bc := certsrvv1.NewBackupClient(conn)
+	prep, err := bc.BackupPrepare(ctx, &certsrvv1.BackupPrepareRequest{Type: certsrvv1.BackupType_BACKUP_TYPE_FULL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bc.End(ctx, &certsrvv1.EndRequest{SessionId: prep.SessionId, Abort: true})
+	list, err := bc.GetDynamicFiles(ctx, &certsrvv1.SessionRequest{SessionId: prep.SessionId})
+	if err != nil || len(list.GetFiles()) == 0 {
+		t.Fatalf("GetDynamicFiles: %v, %v", list, err)
+	}
+	for _, f := range list.GetFiles() {
+		if !strings.HasPrefix(f.GetUrl(), "http://"+d.http+"/CertEnroll/") {
+			t.Fatalf("dynamic file URL %q does not name this run's publication endpoint %s", f.GetUrl(), d.http)
+		}
+		resp, err := http.Get(f.GetUrl())
+		if err != nil {
+			t.Fatalf("fetch %s: %v", f.GetUrl(), err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("fetch %s: %s", f.GetUrl(), resp.Status)
 		}
 	}
 }

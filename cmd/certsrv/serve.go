@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -95,7 +97,8 @@ func (a *app) serve(cmd *cobra.Command, f *serveFlags) error {
 	}
 	// The server answers ServerControl itself and closes the backup
 	// service (aborting any session) before it closes the CA.
-	bsvc, err := backup.ForCA(c, backup.Options{Principal: server.PrincipalFrom, Logger: logger})
+	pub := &publicationBase{}
+	bsvc, err := backup.ForCA(c, backup.Options{Principal: server.PrincipalFrom, Logger: logger, DynamicFiles: pub.dynamicFiles(c)})
 	if err != nil {
 		c.Close()
 		return fmt.Errorf("start the backup service: %w", err)
@@ -112,6 +115,7 @@ func (a *app) serve(cmd *cobra.Command, f *serveFlags) error {
 		c.Close()
 		return err
 	}
+	pub.set(c.Config(), clientAddr(srv.HTTPAddr()))
 	adminAddr := clientAddr(srv.Addr())
 	if err := fsutil.WriteFileAtomic(filepath.Join(dir.AdminDir(), "server"), []byte(adminAddr+"\n"), 0o644); err != nil {
 		logger.Warn("could not record the admin address for certadm", "err", err)
@@ -197,4 +201,47 @@ func recoverPending(ctx context.Context, a *app, dir datadir.Dir, listen string,
 	}
 	printRecovery(a, res)
 	return nil
+}
+
+// publicationBase makes the dynamic-file URLs that backup clients fetch
+// name where this run serves them. The URLs come from base_url; when
+// base_url is the default pairing with http_listen ("http://" + http_listen,
+// as certsrv init writes it) but this run listens elsewhere (--http, or
+// port 0), they would name an address nobody serves. Only the URLs handed
+// to backup clients change; certificates keep base_url in their AIA and
+// CDP.
+type publicationBase struct {
+	mu       sync.Mutex
+	from, to string // replace the prefix from with to; both "" when not needed
+}
+
+func (p *publicationBase) set(cfg *datadir.Config, bound string) {
+	if cfg == nil {
+		return
+	}
+	actual := "http://" + bound
+	if cfg.BaseURL != "http://"+cfg.HTTPListen || actual == cfg.BaseURL {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.from, p.to = cfg.BaseURL, actual
+}
+
+func (p *publicationBase) dynamicFiles(c *service.CA) func() []backup.DynamicFile {
+	return func() []backup.DynamicFile {
+		p.mu.Lock()
+		from, to := p.from, p.to
+		p.mu.Unlock()
+		files := c.DynamicFiles()
+		out := make([]backup.DynamicFile, len(files))
+		for i, f := range files {
+			u := f.URL
+			if from != "" && strings.HasPrefix(u, from+"/") {
+				u = to + strings.TrimPrefix(u, from)
+			}
+			out[i] = backup.DynamicFile{Name: f.Name, Path: f.Path, URL: u, Size: f.Size}
+		}
+		return out
+	}
 }
