@@ -72,7 +72,7 @@ var errRawRefused = errors.New("the server does not serve backup files over HTTP
 // continue at offset next. It returns errRawRefused when the server does
 // not offer the protocol (the caller falls back to gRPC), a *Error for a
 // refusal the server explained, or another error for a broken transfer.
-func (t *rawTransport) open(ctx context.Context, op, session string, chunk int32, next int64) (*http.Response, error) {
+func (t *rawTransport) open(ctx context.Context, op, session string, next int64) (*http.Response, error) {
 	// The chunk size only sets how much the server reads and writes at a
 	// time here (no message has to fit it): the largest is cheapest.
 	q := url.Values{"session": {session}, "chunk": {strconv.Itoa(MaxChunkSize)}}
@@ -170,7 +170,7 @@ func (f *BackupFile) rawRead(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 		if f.resp == nil {
-			resp, err := f.b.c.raw.open(f.ctx, f.op, f.b.id, f.chunk, f.next)
+			resp, err := f.b.c.raw.open(f.ctx, f.op, f.b.id, f.next)
 			switch {
 			case err != nil:
 				return 0, err
