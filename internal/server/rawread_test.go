@@ -5,11 +5,13 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/status"
@@ -189,5 +191,50 @@ func TestAdminPortWithoutALPN(t *testing.T) {
 	admin := dial(t, s, s.CredsDir)
 	if _, err := admin.admin.Ping(ctxT(t), &certsrvv1.PingRequest{}); err != nil {
 		t.Fatalf("gRPC over the shared port: %v", err)
+	}
+}
+
+// The HTTP/1.1 side needs the same client certificate as gRPC, and a
+// client that speaks no TLS at all gets nothing and does not disturb the
+// port.
+func TestAdminPortRefusesWithoutCertificate(t *testing.T) {
+	s := testserver.Start(t)
+	cfg, err := testserver.ClientTLS(s.CredsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noCert := cfg.Clone()
+	noCert.Certificates = nil
+	noCert.GetClientCertificate = nil
+	noCert.NextProtos = []string{"http/1.1"}
+	c, err := tls.Dial("tcp", s.Addr, noCert)
+	if err == nil {
+		// TLS 1.3 reports the server's refusal at the first read.
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		_, err = c.Write([]byte("GET " + server.RawReadPath + " HTTP/1.1\r\nHost: x\r\n\r\n"))
+		if err == nil {
+			_, err = c.Read(make([]byte, 1))
+		}
+		c.Close()
+	}
+	if err == nil {
+		t.Fatal("a client without a certificate got an answer on the HTTP/1.1 side")
+	}
+
+	raw, err := net.Dial("tcp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.SetDeadline(time.Now().Add(10 * time.Second))
+	raw.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	got := make([]byte, 512)
+	n, _ := raw.Read(got)
+	if strings.HasPrefix(string(got[:n]), "HTTP/1.1 2") {
+		t.Fatalf("plain HTTP got an answer: %q", got[:n])
+	}
+	raw.Close()
+	admin := dial(t, s, s.CredsDir)
+	if _, err := admin.admin.Ping(ctxT(t), &certsrvv1.PingRequest{}); err != nil {
+		t.Fatalf("the port stopped serving after a plain-text client: %v", err)
 	}
 }
