@@ -48,10 +48,21 @@ func argString(fn, param string, p *C.WCHAR) (string, error) {
 
 func nullArg(fn, param string) error { return &ArgError{fn, param, errNullPointer} }
 
-// backupEntry returns the entry of a backup handle, locked; the caller
-// unlocks it.
-func backupEntry(hbc C.HCSBC) (*entry, error) {
-	e, ok := handles.get(uintptr(hbc), kindBackup)
+// lockedEntry returns the entry of handle hbc, which must be of kind k,
+// locked; the caller unlocks it.
+func lockedEntry(hbc C.HCSBC, k handleKind) (*entry, error) {
+	e, ok := handles.get(uintptr(hbc), k)
+	return lockEntry(hbc, e, ok)
+}
+
+// takeEntry removes handle hbc, which must be of kind k, and returns its
+// entry locked; the caller unlocks it.
+func takeEntry(hbc C.HCSBC, k handleKind) (*entry, error) {
+	e, ok := handles.remove(uintptr(hbc), k)
+	return lockEntry(hbc, e, ok)
+}
+
+func lockEntry(hbc C.HCSBC, e *entry, ok bool) (*entry, error) {
 	if !ok {
 		return nil, fmt.Errorf("handle %#x: %w", uintptr(hbc), errBadHandle)
 	}
@@ -99,7 +110,7 @@ func listCall(fn string, hbc C.HCSBC, pp **C.WCHAR, pcb *C.DWORD, list func(cont
 	return returnList(files, pp, pcb)
 }
 
-// entryForList is backupEntry, except that CertSrvRestoreGetDatabaseLocationsW
+// entryForList is lockedEntry of a backup handle, except that CertSrvRestoreGetDatabaseLocationsW
 // also accepts a restore handle.
 func entryForList(fn string, hbc C.HCSBC) (*entry, error) {
 	if fn == "CertSrvRestoreGetDatabaseLocationsW" {
@@ -108,7 +119,7 @@ func entryForList(fn string, hbc C.HCSBC) (*entry, error) {
 			return e, nil
 		}
 	}
-	return backupEntry(hbc)
+	return lockedEntry(hbc, kindBackup)
 }
 
 //export CertSrvIsServerOnlineW
@@ -229,7 +240,7 @@ func CertSrvBackupOpenFileW(hbc C.HCSBC, pwszAttachmentName *C.WCHAR, cbReadHint
 	if err != nil {
 		return
 	}
-	e, err := backupEntry(hbc)
+	e, err := lockedEntry(hbc, kindBackup)
 	if err != nil {
 		return
 	}
@@ -274,7 +285,7 @@ func CertSrvBackupRead(hbc C.HCSBC, pvBuffer unsafe.Pointer, cbBuffer C.DWORD, p
 		err = &ArgError{fn, "cbBuffer", errBufferTooSmall}
 		return
 	}
-	e, err := backupEntry(hbc)
+	e, err := lockedEntry(hbc, kindBackup)
 	if err != nil {
 		return
 	}
@@ -324,7 +335,7 @@ func CertSrvBackupClose(hbc C.HCSBC) (hr C.HRESULT) {
 	const fn = "CertSrvBackupClose"
 	var err error
 	defer finish(fn, &hr, &err)
-	e, err := backupEntry(hbc)
+	e, err := lockedEntry(hbc, kindBackup)
 	if err != nil {
 		return
 	}
@@ -345,7 +356,7 @@ func CertSrvBackupTruncateLogs(hbc C.HCSBC) (hr C.HRESULT) {
 	const fn = "CertSrvBackupTruncateLogs"
 	var err error
 	defer finish(fn, &hr, &err)
-	e, err := backupEntry(hbc)
+	e, err := lockedEntry(hbc, kindBackup)
 	if err != nil {
 		return
 	}
@@ -369,12 +380,10 @@ func CertSrvBackupEnd(hbc C.HCSBC) (hr C.HRESULT) {
 	const fn = "CertSrvBackupEnd"
 	var err error
 	defer finish(fn, &hr, &err)
-	e, ok := handles.remove(uintptr(hbc), kindBackup)
-	if !ok {
-		err = fmt.Errorf("handle %#x: %w", uintptr(hbc), errBadHandle)
+	e, err := takeEntry(hbc, kindBackup)
+	if err != nil {
 		return
 	}
-	e.mu.Lock()
 	defer e.mu.Unlock()
 	ctx, cancel := callContext()
 	defer cancel()

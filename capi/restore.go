@@ -52,17 +52,6 @@ func (r *restoreSession) locations() ([]certadm.File, error) {
 	}, nil
 }
 
-// restoreEntry returns the entry of a restore handle, locked; the caller
-// unlocks it.
-func restoreEntry(hbc C.HCSBC) (*entry, error) {
-	e, ok := handles.get(uintptr(hbc), kindRestore)
-	if !ok {
-		return nil, fmt.Errorf("handle %#x: %w", uintptr(hbc), errBadHandle)
-	}
-	e.mu.Lock()
-	return e, nil
-}
-
 // optString converts an optional string argument: NULL is "".
 func optString(fn, param string, p *C.WCHAR) (string, error) {
 	if p == nil {
@@ -145,7 +134,7 @@ func CertSrvRestoreRegisterW(hbc C.HCSBC, pwszCheckPointFilePath *C.WCHAR, pwszL
 	const fn = "CertSrvRestoreRegisterW"
 	var err error
 	defer finish(fn, &hr, &err)
-	e, err := restoreEntry(hbc)
+	e, err := lockedEntry(hbc, kindRestore)
 	if err != nil {
 		return
 	}
@@ -163,7 +152,7 @@ func CertSrvRestoreRegisterThroughFile(hbc C.HCSBC, pwszCheckPointFilePath *C.WC
 	const fn = "CertSrvRestoreRegisterThroughFile"
 	var err error
 	defer finish(fn, &hr, &err)
-	e, err := restoreEntry(hbc)
+	e, err := lockedEntry(hbc, kindRestore)
 	if err != nil {
 		return
 	}
@@ -196,7 +185,7 @@ func CertSrvRestoreRegisterComplete(hbc C.HCSBC, hrRestoreState C.HRESULT) (hr C
 	const fn = "CertSrvRestoreRegisterComplete"
 	var err error
 	defer finish(fn, &hr, &err)
-	e, err := restoreEntry(hbc)
+	e, err := lockedEntry(hbc, kindRestore)
 	if err != nil {
 		return
 	}
@@ -214,12 +203,10 @@ func CertSrvRestoreEnd(hbc C.HCSBC) (hr C.HRESULT) {
 	const fn = "CertSrvRestoreEnd"
 	var err error
 	defer finish(fn, &hr, &err)
-	e, ok := handles.remove(uintptr(hbc), kindRestore)
-	if !ok {
-		err = fmt.Errorf("handle %#x: %w", uintptr(hbc), errBadHandle)
+	e, err := takeEntry(hbc, kindRestore)
+	if err != nil {
 		return
 	}
-	e.mu.Lock()
 	defer e.mu.Unlock()
 	err = e.restore.rc.End()
 	return

@@ -126,14 +126,23 @@ func (f *BackupFile) rawNext() bool {
 		(f.resp != nil || (f.stream == nil && f.b.c.raw != nil && !f.b.c.raw.off.Load()))
 }
 
+// rawSettled reports whether err, from a read of the HTTP/1.1 stream, is
+// the read's outcome: nil, io.EOF, or a failure it makes sticky. It is
+// false for errRawRefused, after which the file is read over gRPC.
+func (f *BackupFile) rawSettled(err error) bool {
+	switch {
+	case err == nil || err == io.EOF:
+		return true
+	case errors.Is(err, errRawRefused):
+		return false
+	}
+	f.err = err
+	return true
+}
+
 func (f *BackupFile) fill() error {
 	if f.rawNext() {
-		switch err := f.rawFill(); {
-		case err == nil || err == io.EOF:
-			return err
-		case !errors.Is(err, errRawRefused):
-			f.buf = nil // what came with a failed read is not delivered
-			f.err = err
+		if err := f.rawFill(); f.rawSettled(err) {
 			return err
 		}
 		// The server speaks gRPC only: go on below.
@@ -186,12 +195,8 @@ func (f *BackupFile) Read(p []byte) (int, error) {
 	}
 	if f.rawNext() {
 		// Straight from the HTTP/1.1 stream into p: no copy of our own.
-		switch n, err := f.rawRead(p); {
-		case err == nil || err == io.EOF:
+		if n, err := f.rawRead(p); f.rawSettled(err) {
 			return n, err
-		case !errors.Is(err, errRawRefused):
-			f.err = err
-			return 0, err
 		}
 	}
 	if err := f.fill(); err != nil {

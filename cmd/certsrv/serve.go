@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -209,9 +208,9 @@ func recoverPending(ctx context.Context, a *app, dir datadir.Dir, listen string,
 // as certsrv init writes it) but this run listens elsewhere (--http, or
 // port 0), they would name an address nobody serves. Only the URLs handed
 // to backup clients change; certificates keep base_url in their AIA and
-// CDP.
+// CDP. set runs before Serve starts the goroutines that answer RPCs, so
+// the fields need no lock.
 type publicationBase struct {
-	mu       sync.Mutex
 	from, to string // replace the prefix from with to; both "" when not needed
 }
 
@@ -223,25 +222,17 @@ func (p *publicationBase) set(cfg *datadir.Config, bound string) {
 	if cfg.BaseURL != "http://"+cfg.HTTPListen || actual == cfg.BaseURL {
 		return
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.from, p.to = cfg.BaseURL, actual
 }
 
 func (p *publicationBase) dynamicFiles(c *service.CA) func() []backup.DynamicFile {
 	return func() []backup.DynamicFile {
-		p.mu.Lock()
-		from, to := p.from, p.to
-		p.mu.Unlock()
-		files := c.DynamicFiles()
-		out := make([]backup.DynamicFile, len(files))
+		files := backup.DynamicFilesOf(c)
 		for i, f := range files {
-			u := f.URL
-			if from != "" && strings.HasPrefix(u, from+"/") {
-				u = to + strings.TrimPrefix(u, from)
+			if p.from != "" && strings.HasPrefix(f.URL, p.from+"/") {
+				files[i].URL = p.to + strings.TrimPrefix(f.URL, p.from)
 			}
-			out[i] = backup.DynamicFile{Name: f.Name, Path: f.Path, URL: u, Size: f.Size}
 		}
-		return out
+		return files
 	}
 }

@@ -16,14 +16,19 @@ func ForCA(c *service.CA, opts Options) (*Service, error) {
 		}
 	}
 	if opts.DynamicFiles == nil {
-		opts.DynamicFiles = func() []DynamicFile {
-			files := c.DynamicFiles()
-			out := make([]DynamicFile, len(files))
-			for i, f := range files {
-				out[i] = DynamicFile{Name: f.Name, Path: f.Path, URL: f.URL, Size: f.Size}
-			}
-			return out
-		}
+		opts.DynamicFiles = func() []DynamicFile { return DynamicFilesOf(c) }
 	}
 	return New(StoreEngine(c.Store()), opts)
+}
+
+// DynamicFilesOf returns c's dynamic files (its CA certificate and CRLs
+// under publish/, with their URLs under base_url) as the backup service
+// lists them.
+func DynamicFilesOf(c *service.CA) []DynamicFile {
+	files := c.DynamicFiles()
+	out := make([]DynamicFile, len(files))
+	for i, f := range files {
+		out[i] = DynamicFile{Name: f.Name, Path: f.Path, URL: f.URL, Size: f.Size}
+	}
+	return out
 }

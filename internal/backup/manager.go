@@ -163,23 +163,30 @@ func (m *Manager) Close() error {
 	if s == nil {
 		return nil
 	}
-	deadline := time.AfterFunc(closeWait, func() {
-		m.mu.Lock()
-		m.idle.Broadcast()
-		m.mu.Unlock()
-	})
-	defer deadline.Stop()
-	start := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for s.readers > 0 && time.Since(start) < closeWait {
-		m.idle.Wait()
-	}
-	if s.readers > 0 {
+	if !m.waitLocked(closeWait, func() bool { return s.readers == 0 }) {
 		m.log.Warn("backup service closed with a read still in progress; its snapshot is released when the read returns",
 			"session", s.short())
 	}
 	return nil
+}
+
+// waitLocked waits until done reports true or d has passed, and returns
+// done's last answer. m.mu must be held; done is called with it held, after
+// every broadcast of m.idle (which reads signal when they end).
+func (m *Manager) waitLocked(d time.Duration, done func() bool) bool {
+	deadline := time.Now().Add(d)
+	t := time.AfterFunc(d, func() {
+		m.mu.Lock()
+		m.idle.Broadcast()
+		m.mu.Unlock()
+	})
+	defer t.Stop()
+	for !done() && time.Now().Before(deadline) {
+		m.idle.Wait()
+	}
+	return done()
 }
 
 // janitor aborts a session idle for longer than the lease.

@@ -246,12 +246,14 @@ func logFailure(le *LogError) *apierr.Error {
 		Msg: fmt.Sprintf("log generation %d (%s) is corrupt at offset %d: %s; the backup failed", le.Gen, le.Path, le.Offset, why)}
 }
 
-// CloseFile closes the open file (CloseFile). A file streamed to its end
-// stays counted as read.
 // closeFileWait bounds how long CloseFile waits for a read in progress
 // that it ended.
 const closeFileWait = 5 * time.Second
 
+// CloseFile closes the open file (CloseFile). A file streamed to its end
+// stays counted as read. A read still streaming (its client dropped the
+// stream, the server has not noticed yet) is ended first, waiting up to
+// closeFileWait; if it does not end, CloseFile fails with BackupSequence.
 func (m *Manager) CloseFile(ctx context.Context, principal, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -273,18 +275,7 @@ func (m *Manager) CloseFile(ctx context.Context, principal, id string) error {
 		if s.cancelRead != nil {
 			s.cancelRead()
 		}
-		timedOut := false
-		t := time.AfterFunc(closeFileWait, func() {
-			m.mu.Lock()
-			timedOut = true
-			m.idle.Broadcast()
-			m.mu.Unlock()
-		})
-		for f.reading && !timedOut {
-			m.idle.Wait()
-		}
-		t.Stop()
-		if f.reading {
+		if !m.waitLocked(closeFileWait, func() bool { return !f.reading }) {
 			return apierr.New(apierr.BackupSequence, "a read of %s is in progress", f.name)
 		}
 		if s.open != f {

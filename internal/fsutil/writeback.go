@@ -1,6 +1,7 @@
 package fsutil
 
 import (
+	"io"
 	"os"
 )
 
@@ -39,7 +40,7 @@ func NewWritebackWriter(f *os.File, window int64) *WritebackWriter {
 		window = DefaultWritebackWindow
 	}
 	var start int64
-	if off, err := f.Seek(0, 1); err == nil {
+	if off, err := f.Seek(0, io.SeekCurrent); err == nil {
 		start = off
 	}
 	return &WritebackWriter{f: f, window: window, written: start, started: start}

@@ -7,10 +7,10 @@ import (
 	"os"
 )
 
-var errNoWriteback = errors.New("no sync_file_range on this system")
+var errUnsupported = errors.New("not supported on this system")
 
-func startWriteback(*os.File, int64, int64) error { return errNoWriteback }
+func startWriteback(*os.File, int64, int64) error { return errUnsupported }
 
-func waitWriteback(*os.File, int64, int64) error { return errNoWriteback }
+func waitWriteback(*os.File, int64, int64) error { return errUnsupported }
 
-func setDirect(*os.File, bool) error { return errNoWriteback }
+func setDirect(*os.File, bool) error { return errUnsupported }

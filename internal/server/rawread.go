@@ -50,7 +50,7 @@ type rawReadHandler struct{ s *Server }
 func (h rawReadHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := h.s
 	start := time.Now()
-	method := certsrvv1.Backup_ReadFile_FullMethodName
+	const logName = certsrvv1.Backup_ReadFile_FullMethodName + " (http/1.1)"
 	if r.URL.Path != RawReadPath {
 		http.NotFound(w, r)
 		return
@@ -68,25 +68,25 @@ func (h rawReadHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity},
 		}})
 	}
-	actx, err := s.authorize(ctx, method)
-	if err != nil {
-		s.logCall(ctx, method+" (http/1.1)", start, err)
+	// refuse answers a call that fails before its first byte.
+	refuse := func(ctx context.Context, err error) {
+		s.logCall(ctx, logName, start, err)
 		writeRawStatus(w, err, false)
+	}
+	actx, err := s.authorize(ctx, certsrvv1.Backup_ReadFile_FullMethodName)
+	if err != nil {
+		refuse(ctx, err)
 		return
 	}
 	rr, ok := s.backup.(rawReader)
 	if !ok {
-		err := apierr.New(apierr.NotImplemented, "this server streams backup files over gRPC only")
-		s.logCall(actx, method+" (http/1.1)", start, err)
-		writeRawStatus(w, err, false)
+		refuse(actx, apierr.New(apierr.NotImplemented, "this server streams backup files over gRPC only"))
 		return
 	}
 	q := r.URL.Query()
 	chunk, err := strconv.Atoi(q.Get("chunk"))
 	if err != nil || chunk < 0 {
-		err := apierr.New(apierr.InvalidArg, "chunk %q is not a size in bytes", q.Get("chunk"))
-		s.logCall(actx, method+" (http/1.1)", start, err)
-		writeRawStatus(w, err, false)
+		refuse(actx, apierr.New(apierr.InvalidArg, "chunk %q is not a size in bytes", q.Get("chunk")))
 		return
 	}
 	w.Header().Set("Trailer", RawReadStatus)
@@ -120,7 +120,7 @@ func (h rawReadHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return err
 	})
-	s.logCall(actx, method+" (http/1.1)", start, err)
+	s.logCall(actx, logName, start, err)
 	writeRawStatus(w, err, started)
 }
 
