@@ -14,11 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certsrv/certsrv/internal/backup"
-	"github.com/certsrv/certsrv/internal/server"
-	"github.com/certsrv/certsrv/internal/service"
+	"github.com/certsrv/certsrv/internal/backuptest"
 	"github.com/certsrv/certsrv/internal/testserver"
-	certsrvv1 "github.com/certsrv/certsrv/proto/certsrv/v1"
 )
 
 // buildDir holds the library and the C programs, built once per test
@@ -141,23 +138,7 @@ var (
 // daemon wires it, including ServerControl's shutdown.
 func startServer(t testing.TB) *testserver.Server {
 	t.Helper()
-	var srv *testserver.Server
-	var svc *backup.Service
-	srv = testserver.Start(t, testserver.WithBackup(func(c *service.CA) certsrvv1.BackupServer {
-		s, err := backup.ForCA(c, backup.Options{
-			Principal: server.PrincipalFrom,
-			Shutdown:  func() { srv.Server.Shutdown() },
-		})
-		if err != nil {
-			t.Fatalf("backup service: %v", err)
-		}
-		svc = s
-		return s
-	}))
-	// Registered after Start's cleanup, so it runs first: the service is
-	// closed before the CA.
-	t.Cleanup(func() { svc.Close() })
-	return srv
+	return testserver.Start(t, backuptest.Service(t))
 }
 
 // deadAddress returns a 127.0.0.1 address where nothing listens.

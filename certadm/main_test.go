@@ -11,13 +11,10 @@ import (
 	"time"
 
 	"github.com/certsrv/certsrv/certadm"
-	"github.com/certsrv/certsrv/internal/backup"
+	"github.com/certsrv/certsrv/internal/backuptest"
 	"github.com/certsrv/certsrv/internal/ca"
 	"github.com/certsrv/certsrv/internal/datadir"
-	"github.com/certsrv/certsrv/internal/server"
-	"github.com/certsrv/certsrv/internal/service"
 	"github.com/certsrv/certsrv/internal/testserver"
-	certsrvv1 "github.com/certsrv/certsrv/proto/certsrv/v1"
 )
 
 // manualProfile is a tls-server profile whose requests wait for an officer.
@@ -36,25 +33,9 @@ func startServer(tb testing.TB) *testserver.Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var srv *testserver.Server
-	var svc *backup.Service
-	srv = testserver.Start(tb,
+	return testserver.Start(tb,
 		testserver.WithConfig(func(c *datadir.Config) { c.Profiles = profileJSON }),
-		testserver.WithBackup(func(c *service.CA) certsrvv1.BackupServer {
-			s, err := backup.ForCA(c, backup.Options{
-				Principal: server.PrincipalFrom,
-				Shutdown:  func() { srv.Server.Shutdown() },
-			})
-			if err != nil {
-				tb.Fatalf("backup service: %v", err)
-			}
-			svc = s
-			return s
-		}))
-	// Registered after Start's own cleanup, so it runs first: the service
-	// is closed before the CA.
-	tb.Cleanup(func() { svc.Close() })
-	return srv
+		backuptest.Service(tb))
 }
 
 // TestMain starts one real server for the examples (which, unlike tests,

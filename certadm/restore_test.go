@@ -26,8 +26,8 @@ import (
 	"time"
 
 	"github.com/certsrv/certsrv/certadm"
-	"github.com/certsrv/certsrv/internal/backup"
 	"github.com/certsrv/certsrv/internal/backupset"
+	"github.com/certsrv/certsrv/internal/backuptest"
 	"github.com/certsrv/certsrv/internal/datadir"
 	"github.com/certsrv/certsrv/internal/restore"
 	"github.com/certsrv/certsrv/internal/server"
@@ -35,7 +35,6 @@ import (
 	"github.com/certsrv/certsrv/internal/store"
 	"github.com/certsrv/certsrv/internal/testserver"
 	"github.com/certsrv/certsrv/internal/wal"
-	certsrvv1 "github.com/certsrv/certsrv/proto/certsrv/v1"
 )
 
 // restoreKeyPassword protects the key file in the tests' backup sets.
@@ -45,19 +44,9 @@ const restoreKeyPassword = "restore test password"
 // generations, so that backups span several of them.
 func startBackupServer(t *testing.T) *testserver.Server {
 	t.Helper()
-	var svc *backup.Service
-	srv := testserver.Start(t,
+	return testserver.Start(t,
 		testserver.WithConfig(func(c *datadir.Config) { c.LogSegmentSize = 64 << 10 }),
-		testserver.WithBackup(func(c *service.CA) certsrvv1.BackupServer {
-			s, err := backup.ForCA(c, backup.Options{Principal: server.PrincipalFrom})
-			if err != nil {
-				t.Fatalf("backup service: %v", err)
-			}
-			svc = s
-			return s
-		}))
-	t.Cleanup(func() { svc.Close() })
-	return srv
+		backuptest.Service(t))
 }
 
 // backupToSet takes a backup of typ through the certbcli.h functions and
@@ -407,7 +396,7 @@ func serveRestored(t *testing.T, c *service.CA) (string, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := backup.ForCA(c, backup.Options{Principal: server.PrincipalFrom})
+	svc, err := backuptest.New(c)
 	if err != nil {
 		t.Fatalf("backup service: %v", err)
 	}

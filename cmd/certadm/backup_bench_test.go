@@ -12,12 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certsrv/certsrv/internal/backup"
-	"github.com/certsrv/certsrv/internal/server"
-	"github.com/certsrv/certsrv/internal/service"
+	"github.com/certsrv/certsrv/internal/backuptest"
 	"github.com/certsrv/certsrv/internal/store"
 	"github.com/certsrv/certsrv/internal/testserver"
-	certsrvv1 "github.com/certsrv/certsrv/proto/certsrv/v1"
 )
 
 // BenchmarkBackupFull measures `certadm backup` of a large database over
@@ -39,16 +36,7 @@ func BenchmarkBackupFull(b *testing.B) {
 		}
 		mb = v
 	}
-	var svc *backup.Service
-	srv := testserver.Start(b, testserver.WithBackup(func(c *service.CA) certsrvv1.BackupServer {
-		s, err := backup.ForCA(c, backup.Options{Principal: server.PrincipalFrom})
-		if err != nil {
-			b.Fatal(err)
-		}
-		svc = s
-		return s
-	}))
-	b.Cleanup(func() { svc.Close() })
+	srv := testserver.Start(b, backuptest.Service(b))
 	ctx := context.Background()
 	db := srv.CA.Store()
 	// Grow the database with 4 MiB CRL records of random bytes, numbered

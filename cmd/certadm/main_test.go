@@ -10,13 +10,10 @@ import (
 	"testing"
 
 	"github.com/certsrv/certsrv/certadm"
-	"github.com/certsrv/certsrv/internal/backup"
+	"github.com/certsrv/certsrv/internal/backuptest"
 	"github.com/certsrv/certsrv/internal/ca"
 	"github.com/certsrv/certsrv/internal/datadir"
-	"github.com/certsrv/certsrv/internal/server"
-	"github.com/certsrv/certsrv/internal/service"
 	"github.com/certsrv/certsrv/internal/testserver"
-	certsrvv1 "github.com/certsrv/certsrv/proto/certsrv/v1"
 )
 
 // envRunMain makes the test binary behave as certadm, so a test can check
@@ -75,23 +72,9 @@ func startServer(t *testing.T) *testserver.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var srv *testserver.Server
-	var svc *backup.Service
-	srv = testserver.Start(t,
+	return testserver.Start(t,
 		testserver.WithConfig(func(c *datadir.Config) { c.Profiles = profileJSON }),
-		testserver.WithBackup(func(c *service.CA) certsrvv1.BackupServer {
-			s, err := backup.ForCA(c, backup.Options{
-				Principal: server.PrincipalFrom,
-				Shutdown:  func() { srv.Server.Shutdown() },
-			})
-			if err != nil {
-				t.Fatalf("backup service: %v", err)
-			}
-			svc = s
-			return s
-		}))
-	t.Cleanup(func() { svc.Close() })
-	return srv
+		backuptest.Service(t))
 }
 
 func TestUsageErrorsExitTwo(t *testing.T) {

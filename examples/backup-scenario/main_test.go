@@ -13,13 +13,10 @@ import (
 	"testing"
 
 	"github.com/certsrv/certsrv/certadm"
-	"github.com/certsrv/certsrv/internal/backup"
 	"github.com/certsrv/certsrv/internal/backupset"
-	"github.com/certsrv/certsrv/internal/server"
-	"github.com/certsrv/certsrv/internal/service"
+	"github.com/certsrv/certsrv/internal/backuptest"
 	"github.com/certsrv/certsrv/internal/testserver"
 	"github.com/certsrv/certsrv/internal/wal"
-	certsrvv1 "github.com/certsrv/certsrv/proto/certsrv/v1"
 )
 
 // envRunMain makes the test binary run the example's main, so the test
@@ -36,17 +33,7 @@ func TestMain(m *testing.M) {
 
 func startServer(t *testing.T) *testserver.Server {
 	t.Helper()
-	var svc *backup.Service
-	srv := testserver.Start(t, testserver.WithBackup(func(c *service.CA) certsrvv1.BackupServer {
-		s, err := backup.ForCA(c, backup.Options{Principal: server.PrincipalFrom})
-		if err != nil {
-			t.Fatalf("backup service: %v", err)
-		}
-		svc = s
-		return s
-	}))
-	t.Cleanup(func() { svc.Close() })
-	return srv
+	return testserver.Start(t, backuptest.Service(t))
 }
 
 // runScenario runs the example as a process.

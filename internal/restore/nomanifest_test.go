@@ -21,9 +21,9 @@ import (
 
 	"github.com/certsrv/certsrv/internal/backup"
 	"github.com/certsrv/certsrv/internal/backupset"
+	"github.com/certsrv/certsrv/internal/backuptest"
 	"github.com/certsrv/certsrv/internal/datadir"
 	"github.com/certsrv/certsrv/internal/fsutil"
-	"github.com/certsrv/certsrv/internal/server"
 	"github.com/certsrv/certsrv/internal/service"
 	"github.com/certsrv/certsrv/internal/store"
 	"github.com/certsrv/certsrv/internal/testserver"
@@ -86,22 +86,19 @@ func writeExampleSet(t *testing.T) *exampleSet {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	must(t, err, "request key")
 	dumped := make(chan *store.Dump, 1)
-	var svc *backup.Service
 	srv := testserver.Start(t,
 		testserver.WithConfig(func(c *datadir.Config) { c.LogSegmentSize = 64 << 10 }),
 		testserver.WithBackup(func(c *service.CA) certsrvv1.BackupServer {
-			s, err := backup.ForCA(c, backup.Options{Principal: server.PrincipalFrom})
+			s, err := backuptest.New(c)
 			if err != nil {
 				t.Fatalf("backup service: %v", err)
 			}
-			svc = s
 			var once sync.Once
 			return &hookedBackup{Service: s, beforeLogs: func(ctx context.Context) (err error) {
 				once.Do(func() { err = writeDuringBackup(ctx, c, key, dumped) })
 				return err
 			}}
 		}))
-	t.Cleanup(func() { svc.Close() })
 	for i := 0; i < 12; i++ {
 		must(t, history(ctx, srv.CA, key, i), "history before the backup")
 	}

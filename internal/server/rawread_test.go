@@ -20,9 +20,8 @@ import (
 	certsrvv1 "github.com/certsrv/certsrv/proto/certsrv/v1"
 
 	"github.com/certsrv/certsrv/internal/apierr"
-	"github.com/certsrv/certsrv/internal/backup"
+	"github.com/certsrv/certsrv/internal/backuptest"
 	"github.com/certsrv/certsrv/internal/server"
-	"github.com/certsrv/certsrv/internal/service"
 	"github.com/certsrv/certsrv/internal/testserver"
 )
 
@@ -86,13 +85,7 @@ func fileGet(t *testing.T, s *testserver.Server, creds, method, path string, q u
 }
 
 func TestRawReadServesOnlyTheOpenFileToItsOperator(t *testing.T) {
-	s := testserver.Start(t, testserver.WithBackup(func(c *service.CA) certsrvv1.BackupServer {
-		b, err := backup.ForCA(c, backup.Options{Principal: server.PrincipalFrom})
-		if err != nil {
-			t.Fatalf("backup service: %v", err)
-		}
-		return b
-	}))
+	s := testserver.Start(t, backuptest.Service(t))
 	ctx := ctxT(t)
 	admin := dial(t, s, s.CredsDir)
 	reader := grantRPC(t, ctx, s, admin.admin, "raw-reader", "Reader")

@@ -13,10 +13,8 @@ import (
 	certsrvv1 "github.com/certsrv/certsrv/proto/certsrv/v1"
 
 	"github.com/certsrv/certsrv/internal/apierr"
-	"github.com/certsrv/certsrv/internal/backup"
+	"github.com/certsrv/certsrv/internal/backuptest"
 	"github.com/certsrv/certsrv/internal/ca"
-	"github.com/certsrv/certsrv/internal/server"
-	"github.com/certsrv/certsrv/internal/service"
 	"github.com/certsrv/certsrv/internal/testserver"
 )
 
@@ -181,13 +179,7 @@ func TestRoleMatrix(t *testing.T) {
 func roleMatrix(t *testing.T, withBackup bool) {
 	var opts []testserver.Option
 	if withBackup {
-		opts = append(opts, testserver.WithBackup(func(c *service.CA) certsrvv1.BackupServer {
-			b, err := backup.ForCA(c, backup.Options{Principal: server.PrincipalFrom})
-			if err != nil {
-				t.Fatalf("backup service: %v", err)
-			}
-			return b
-		}))
+		opts = append(opts, backuptest.Service(t))
 	}
 	s := testserver.Start(t, opts...)
 	ctx := ctxT(t)

@@ -24,13 +24,10 @@ import (
 	"testing"
 
 	"github.com/certsrv/certsrv/certadm"
-	"github.com/certsrv/certsrv/internal/backup"
 	"github.com/certsrv/certsrv/internal/backupset"
+	"github.com/certsrv/certsrv/internal/backuptest"
 	"github.com/certsrv/certsrv/internal/datadir"
-	"github.com/certsrv/certsrv/internal/server"
-	"github.com/certsrv/certsrv/internal/service"
 	"github.com/certsrv/certsrv/internal/testserver"
-	certsrvv1 "github.com/certsrv/certsrv/proto/certsrv/v1"
 )
 
 // fixtureRoot holds the sets the tests build once and copy before
@@ -53,18 +50,9 @@ func TestMain(m *testing.M) {
 // generations (64 KiB), so that a few hundred certificates span several.
 func startCA(t testing.TB) (*testserver.Server, *certadm.Client) {
 	t.Helper()
-	var svc *backup.Service
 	srv := testserver.Start(t,
 		testserver.WithConfig(func(c *datadir.Config) { c.LogSegmentSize = 64 << 10 }),
-		testserver.WithBackup(func(c *service.CA) certsrvv1.BackupServer {
-			s, err := backup.ForCA(c, backup.Options{Principal: server.PrincipalFrom})
-			if err != nil {
-				t.Fatalf("backup service: %v", err)
-			}
-			svc = s
-			return s
-		}))
-	t.Cleanup(func() { svc.Close() })
+		backuptest.Service(t))
 	c, err := certadm.Dial(context.Background(), srv.Addr, certadm.WithCredentials(srv.CredsDir))
 	if err != nil {
 		t.Fatal(err)
