@@ -33,8 +33,10 @@ const (
 type OpenOptions struct {
 	// Passphrase decrypts keys/ca.key when it is encrypted.
 	Passphrase []byte
-	// Logger receives the CA's events (issuance failures, CRL publication,
-	// role changes) and the store's recovery report; nil discards them.
+	// Logger receives the CA's events, one line per change with the LSN
+	// of its record (issuance, pending and denied requests, revocation,
+	// CRL publication, role changes), and the store's recovery report;
+	// nil discards them.
 	Logger *slog.Logger
 }
 

@@ -154,14 +154,15 @@ func (c *CA) publishLocked(ctx context.Context, delta bool) (*CRLInfo, error) {
 	if delta {
 		rec.BaseNumber = base.Number
 	}
-	if _, err := c.db.RecordCRL(ctx, rec); err != nil {
+	recorded, err := c.db.RecordCRL(ctx, rec)
+	if err != nil {
 		return nil, storeError("record CRL", err)
 	}
 	path := c.crlPath(delta)
 	if err := fsutil.WriteFileAtomic(path, der, 0o644); err != nil {
 		return nil, internal("write CRL", &FileError{Op: "publish CRL", Path: path, Err: err})
 	}
-	c.logger.Info("CRL published", "number", number, "delta", delta, "entries", len(entries), "next_update", nextUpdt)
+	c.logger.Info("CRL published", "number", number, "delta", delta, "entries", len(entries), "next_update", nextUpdt, "lsn", recorded.LSN)
 	return &CRLInfo{
 		Number: num, Delta: delta, BaseNumber: baseNumber,
 		ThisUpdate: thisUpdate.UTC().Truncate(time.Second), NextUpdate: nextUpdt.UTC().Truncate(time.Second),

@@ -110,6 +110,7 @@ func (c *CA) Submit(ctx context.Context, principal string, csrData []byte, profi
 		if err != nil {
 			return nil, storeError("submit request", err)
 		}
+		c.logger.Info("request pending", "request", r.ID, "subject", r.Subject, "profile", r.Profile, "requester", r.Requester, "lsn", r.SubmittedLSN)
 		return &r, nil
 	}
 	for attempt := 1; ; attempt++ {
@@ -128,6 +129,7 @@ func (c *CA) Submit(ctx context.Context, principal string, csrData []byte, profi
 		if r.Certificate == nil {
 			r.Certificate = &cert
 		}
+		c.logIssued(&r, cert, "enrolled")
 		return &r, nil
 	}
 }
@@ -181,15 +183,25 @@ func (c *CA) Approve(ctx context.Context, id int64) (*Request, error) {
 		if err != nil {
 			return nil, err
 		}
-		_, err = c.db.IssueRequest(ctx, id, nc)
+		cert, err := c.db.IssueRequest(ctx, id, nc)
 		if errors.Is(err, store.ErrDuplicateSerial) && attempt < maxSerialAttempts {
 			continue
 		}
 		if err != nil {
 			return nil, storeError(fmt.Sprintf("approve request %d", id), err)
 		}
+		c.logIssued(r, cert, "approved")
 		return c.Request(ctx, id)
 	}
+}
+
+// logIssued writes the log line of an issuance: request r's certificate
+// cert, issued as how says ("enrolled" automatically, or "approved" by an
+// officer). Every change to the database has such a line with its LSN, so
+// that an operator can choose a point for certsrv restore --until.
+func (c *CA) logIssued(r *Request, cert store.Certificate, how string) {
+	c.logger.Info("certificate issued", "request", r.ID, "serial", cert.Serial, "subject", cert.Subject,
+		"profile", r.Profile, "requester", r.Requester, "how", how, "lsn", cert.IssuedLSN)
 }
 
 // Deny denies pending request id with reason (free text, may be empty).
@@ -204,7 +216,12 @@ func (c *CA) Deny(ctx context.Context, id int64, reason string) (*Request, error
 		}
 		return nil, storeError(fmt.Sprintf("deny request %d", id), err)
 	}
-	return c.Request(ctx, id)
+	r, err := c.Request(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	c.logger.Info("request denied", "request", id, "subject", r.Subject, "reason", reason, "lsn", r.ResolvedLSN)
+	return r, nil
 }
 
 // View returns the requests f selects, ordered by request ID, each with
@@ -297,7 +314,7 @@ func (c *CA) ImportCertificate(ctx context.Context, data []byte) (*store.Certifi
 		return nil, apierr.New(apierr.BadRequest, "import: %w", err)
 	}
 	serial := ca.SerialString(cert.SerialNumber)
-	_, err = c.db.ImportCertificate(ctx, store.NewCertificate{
+	imported, err := c.db.ImportCertificate(ctx, store.NewCertificate{
 		Serial:    serial,
 		DER:       cert.Raw,
 		Subject:   cert.Subject.String(),
@@ -310,6 +327,6 @@ func (c *CA) ImportCertificate(ctx context.Context, data []byte) (*store.Certifi
 		}
 		return nil, storeError("import certificate "+serial, err)
 	}
-	c.logger.Info("certificate imported", "serial", serial, "subject", cert.Subject.String())
+	c.logger.Info("certificate imported", "serial", serial, "subject", cert.Subject.String(), "lsn", imported.ResolvedLSN)
 	return c.CertificateBySerial(ctx, serial)
 }

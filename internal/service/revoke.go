@@ -59,8 +59,12 @@ func (c *CA) Revoke(ctx context.Context, serial string, reason string, at time.T
 		}
 		return nil, storeError("revoke "+s, err)
 	}
-	c.logger.Info("certificate revoked", "serial", s, "reason", ca.ReasonName(code))
-	return c.CertificateBySerial(ctx, s)
+	cert, err := c.CertificateBySerial(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	c.logger.Info("certificate revoked", "serial", s, "reason", ca.ReasonName(code), "lsn", cert.RevokedLSN)
+	return cert, nil
 }
 
 // Unrevoke releases the certificate with serial from certificateHold. The
@@ -85,6 +89,10 @@ func (c *CA) Unrevoke(ctx context.Context, serial string) (*store.Certificate, e
 		}
 		return nil, storeError("unrevoke "+s, err)
 	}
-	c.logger.Info("certificate released from hold", "serial", s)
-	return c.CertificateBySerial(ctx, s)
+	cert, err := c.CertificateBySerial(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	c.logger.Info("certificate released from hold", "serial", s, "lsn", cert.RevokedLSN)
+	return cert, nil
 }
