@@ -97,7 +97,7 @@ func (a *app) serve(cmd *cobra.Command, f *serveFlags) error {
 	// The server answers ServerControl itself and closes the backup
 	// service (aborting any session) before it closes the CA.
 	pub := &publicationBase{}
-	bsvc, err := backup.ForCA(c, backup.Options{Principal: server.PrincipalFrom, Logger: logger, DynamicFiles: pub.dynamicFiles(c)})
+	bsvc, err := backup.ForCA(c, backup.Options{Principal: server.PrincipalFrom, ConnClosed: server.ConnClosed, Logger: logger, DynamicFiles: pub.dynamicFiles(c)})
 	if err != nil {
 		c.Close()
 		return fmt.Errorf("start the backup service: %w", err)

@@ -112,7 +112,11 @@
 // stream and releases the snapshot, whose pin otherwise makes SQLite's WAL
 // grow. A client that vanishes ends its streams (their contexts are
 // cancelled) and then stops renewing the lease, so its session ends as an
-// abort when the lease runs out. A server restart forgets every session:
+// abort when the lease runs out; sooner when the server says which
+// connection a call came on (Options.ConnClosed): once the connection the
+// session was last used on has closed and no read is in progress, the
+// session ends after Options.GoneGrace (DefaultGoneGrace, 10 seconds)
+// without a call on another connection. A server restart forgets every session:
 // nothing is recorded and no log is deleted by a session that did not reach
 // TruncateLogs.
 //

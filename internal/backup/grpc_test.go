@@ -25,7 +25,7 @@ import (
 func startServer(t testing.TB, lease time.Duration) *testserver.Server {
 	t.Helper()
 	return testserver.Start(t, testserver.WithLogger(testLogger(t)), testserver.WithBackup(func(c *service.CA) certsrvv1.BackupServer {
-		s, err := ForCA(c, Options{Principal: server.PrincipalFrom, Lease: lease, Logger: testLogger(t)})
+		s, err := ForCA(c, Options{Principal: server.PrincipalFrom, ConnClosed: server.ConnClosed, Lease: lease, Logger: testLogger(t)})
 		if err != nil {
 			t.Fatalf("ForCA: %v", err)
 		}
@@ -279,5 +279,69 @@ func TestGRPCClientVanishes(t *testing.T) {
 		if _, err := cl2.End(ctx, &certsrvv1.EndRequest{SessionId: prep2.SessionId, Abort: true}); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestGRPCClientConnectionClosed: a session whose client's connection
+// closes ends after the short GoneGrace, not after the (long) lease, so a
+// backup retried at once after its client was killed works; while the
+// client keeps a connection open, or came back on a new one, the session
+// lives on.
+func TestGRPCClientConnectionClosed(t *testing.T) {
+	const grace = 200 * time.Millisecond
+	ts := testserver.Start(t, testserver.WithLogger(testLogger(t)), testserver.WithBackup(func(c *service.CA) certsrvv1.BackupServer {
+		s, err := ForCA(c, Options{Principal: server.PrincipalFrom, ConnClosed: server.ConnClosed,
+			Lease: time.Hour, GoneGrace: grace, Logger: testLogger(t)})
+		if err != nil {
+			t.Fatalf("ForCA: %v", err)
+		}
+		return s
+	}))
+	write(t, ts.CA.Store(), 50)
+	ctx := context.Background()
+	full := &certsrvv1.BackupPrepareRequest{Type: certsrvv1.BackupType_BACKUP_TYPE_FULL}
+
+	// An idle client with an open connection keeps its session.
+	a, aConn := client(t, ts, ts.CredsDir)
+	prep, err := a.BackupPrepare(ctx, full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, bConn := client(t, ts, ts.CredsDir)
+	time.Sleep(5 * grace)
+	_, err = b.BackupPrepare(ctx, full)
+	wantStatus(t, err, apierr.BackupInProgress, "prepare while an idle client's connection is open")
+
+	// The client moves to connection b; a closes; the session lives on.
+	if _, err := b.GetDatabaseNames(ctx, &certsrvv1.SessionRequest{SessionId: prep.SessionId}); err != nil {
+		t.Fatal(err)
+	}
+	aConn.Close()
+	time.Sleep(5 * grace)
+	if _, err := b.GetDatabaseLocations(ctx, &certsrvv1.SessionRequest{SessionId: prep.SessionId}); err != nil {
+		t.Fatalf("the session died with a connection its client had left: %v", err)
+	}
+
+	// b closes too: the session ends within a few graces, recording
+	// nothing, and a new backup starts.
+	bConn.Close()
+	c, _ := client(t, ts, ts.CredsDir)
+	deadline := time.Now().Add(20 * grace)
+	for {
+		p, err := c.BackupPrepare(ctx, full)
+		if err == nil {
+			if _, err := c.End(ctx, &certsrvv1.EndRequest{SessionId: p.SessionId, Abort: true}); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		wantStatus(t, err, apierr.BackupInProgress, "prepare after the client's connection closed")
+		if time.Now().After(deadline) {
+			t.Fatal("the session of a client whose connection closed did not end")
+		}
+		time.Sleep(grace / 4)
+	}
+	if rec, _ := ts.CA.Store().LastBackups(); rec != nil {
+		t.Fatalf("the vanished client's session recorded %+v", rec)
 	}
 }

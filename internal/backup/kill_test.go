@@ -52,7 +52,7 @@ func runChild(root string) int {
 	if err != nil {
 		return fail(err)
 	}
-	svc, err := ForCA(c, Options{Principal: server.PrincipalFrom})
+	svc, err := ForCA(c, Options{Principal: server.PrincipalFrom, ConnClosed: server.ConnClosed})
 	if err != nil {
 		return fail(err)
 	}

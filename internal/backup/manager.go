@@ -21,6 +21,11 @@ import (
 // Options.Lease is zero. It matches the configuration default (BackupLease).
 const DefaultLease = 2 * time.Minute
 
+// DefaultGoneGrace is how long a session whose client's connection closed
+// is kept for the client to come back on a new connection, when
+// Options.GoneGrace is zero (and the lease is longer).
+const DefaultGoneGrace = 10 * time.Second
+
 // closeWait bounds how long Close waits for reads in progress to return
 // before it gives up releasing their snapshot itself.
 const closeWait = 10 * time.Second
@@ -36,6 +41,17 @@ type Options struct {
 	// Principal returns the authenticated principal of an RPC's context.
 	// The Service needs it; the Manager does not use it.
 	Principal func(ctx context.Context) (string, bool)
+	// ConnClosed returns a channel that is closed when the connection the
+	// call whose context ctx is came on closes, or nil when that is not
+	// known (the server's ConnClosed). With it, a session whose client
+	// vanished (its connection closed, no read in progress) ends after
+	// GoneGrace instead of after the whole lease. Nil means the lease
+	// alone ends it.
+	ConnClosed func(ctx context.Context) <-chan struct{}
+	// GoneGrace is how long a session outlives its client's connection
+	// without a call on another one; zero means DefaultGoneGrace, and it
+	// is never longer than Lease.
+	GoneGrace time.Duration
 	// Shutdown is what ServerControl(CSCONTROL_SHUTDOWN) calls, in its own
 	// goroutine, after it has answered. Nil means shutdown is not available.
 	Shutdown func()
@@ -73,6 +89,8 @@ type Manager struct {
 	eng   Engine
 	paths Paths
 	lease time.Duration
+	grace time.Duration                         // GoneGrace
+	conn  func(context.Context) <-chan struct{} // ConnClosed; nil: unknown
 	dyn   func() []DynamicFile
 	log   *slog.Logger
 	now   func() time.Time
@@ -100,6 +118,8 @@ func NewManager(eng Engine, opts Options) (*Manager, error) {
 		eng:         eng,
 		paths:       paths,
 		lease:       opts.Lease,
+		grace:       opts.GoneGrace,
+		conn:        opts.ConnClosed,
 		dyn:         opts.DynamicFiles,
 		log:         opts.Logger,
 		now:         opts.Now,
@@ -109,6 +129,10 @@ func NewManager(eng Engine, opts Options) (*Manager, error) {
 	if m.lease <= 0 {
 		m.lease = DefaultLease
 	}
+	if m.grace <= 0 {
+		m.grace = DefaultGoneGrace
+	}
+	m.grace = min(m.grace, m.lease)
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -205,7 +229,9 @@ func (m *Manager) janitor() {
 	}
 }
 
-// expire aborts the active session if its lease ran out.
+// expire aborts the active session if its lease ran out, or if its
+// client's connection closed, no read is in progress and no call came on
+// another connection for GoneGrace.
 func (m *Manager) expire() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -213,14 +239,43 @@ func (m *Manager) expire() {
 	if s == nil {
 		return
 	}
-	if idle := m.now().Sub(s.lastUsed); idle > m.lease {
+	idle := m.now().Sub(s.lastUsed)
+	switch {
+	case idle > m.lease:
 		m.endLocked(s, fmt.Sprintf("the lease expired after %s idle", idle.Round(time.Millisecond)))
+	case idle > m.grace && s.readers == 0 && closed(s.conn):
+		m.endLocked(s, fmt.Sprintf("the client's connection closed and no call came for %s", idle.Round(time.Millisecond)))
+	}
+}
+
+// closed reports whether c is a closed channel (false for nil).
+func closed(c <-chan struct{}) bool {
+	if c == nil {
+		return false
+	}
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// bind records the connection the call whose context ctx is came on as
+// s's client's, when the server tells it. m.mu must be held.
+func (m *Manager) bind(ctx context.Context, s *session) {
+	if m.conn == nil {
+		return
+	}
+	if c := m.conn(ctx); c != nil {
+		s.conn = c
 	}
 }
 
 // lookup returns the active session if id names it and principal owns it,
-// and renews its lease. m.mu must be held.
-func (m *Manager) lookup(principal, id string) (*session, error) {
+// renews its lease and binds it to the call's connection. m.mu must be
+// held.
+func (m *Manager) lookup(ctx context.Context, principal, id string) (*session, error) {
 	if m.closed {
 		return nil, apierr.New(apierr.Unexpected, "%w", ErrClosed)
 	}
@@ -236,6 +291,7 @@ func (m *Manager) lookup(principal, id string) (*session, error) {
 		return nil, apierr.New(apierr.AccessDenied, "backup session %s belongs to another principal", s.short())
 	}
 	s.lastUsed = m.now()
+	m.bind(ctx, s)
 	return s, nil
 }
 
@@ -319,6 +375,7 @@ func (m *Manager) Prepare(ctx context.Context, principal string, typ Type) (stri
 	}
 	s := &session{principal: principal, typ: typ, state: statePrepared, created: m.now()}
 	s.lastUsed = s.created
+	m.bind(ctx, s)
 	var raw [16]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "", apierr.New(apierr.Unexpected, "make backup session id: %w", err)
@@ -410,7 +467,7 @@ func (m *Manager) logPath(gen uint32) string {
 func (m *Manager) DatabaseNames(ctx context.Context, principal, id string) ([]File, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s, err := m.lookup(principal, id)
+	s, err := m.lookup(ctx, principal, id)
 	if err != nil {
 		return nil, err
 	}
@@ -430,7 +487,7 @@ func (m *Manager) DatabaseNames(ctx context.Context, principal, id string) ([]Fi
 func (m *Manager) DatabaseLocations(ctx context.Context, principal, id string) ([]File, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s, err := m.lookup(principal, id)
+	s, err := m.lookup(ctx, principal, id)
 	if err != nil {
 		return nil, err
 	}
@@ -449,7 +506,7 @@ func (m *Manager) DatabaseLocations(ctx context.Context, principal, id string) (
 // by OpenFile.
 func (m *Manager) DynamicFiles(ctx context.Context, principal, id string) ([]File, error) {
 	m.mu.Lock()
-	s, err := m.lookup(principal, id)
+	s, err := m.lookup(ctx, principal, id)
 	if err == nil {
 		err = s.usable()
 	}
@@ -476,7 +533,7 @@ func (m *Manager) DynamicFiles(ctx context.Context, principal, id string) ([]Fil
 func (m *Manager) BackupLogs(ctx context.Context, principal, id string) ([]File, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s, err := m.lookup(principal, id)
+	s, err := m.lookup(ctx, principal, id)
 	if err != nil {
 		return nil, err
 	}

@@ -65,8 +65,9 @@ type session struct {
 	truncated  bool
 
 	open       *openFile
-	failure    error // why the session failed (stateFailed)
-	readers    int   // ReadFile streams in progress
+	failure    error           // why the session failed (stateFailed)
+	readers    int             // ReadFile streams in progress
+	conn       <-chan struct{} // closed when the client's last known connection closes; nil: unknown
 	cancelRead context.CancelFunc
 	released   bool
 	// releaseLogs drops a logs-only session's hold on the generations it
@@ -175,7 +176,7 @@ func hasDotDot(name string) bool {
 func (m *Manager) OpenFile(ctx context.Context, principal, id, name string) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s, err := m.lookup(principal, id)
+	s, err := m.lookup(ctx, principal, id)
 	if err != nil {
 		return 0, err
 	}
@@ -257,7 +258,7 @@ const closeFileWait = 5 * time.Second
 func (m *Manager) CloseFile(ctx context.Context, principal, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s, err := m.lookup(principal, id)
+	s, err := m.lookup(ctx, principal, id)
 	if err != nil {
 		return err
 	}
@@ -302,7 +303,7 @@ func (m *Manager) CloseFile(ctx context.Context, principal, id string) error {
 // lease.
 func (m *Manager) Read(ctx context.Context, principal, id string, chunk int, send func(off int64, p []byte) error) error {
 	m.mu.Lock()
-	s, err := m.lookup(principal, id)
+	s, err := m.lookup(ctx, principal, id)
 	if err == nil {
 		err = s.usable()
 	}
@@ -413,7 +414,7 @@ func clampChunk(n int) int {
 func (m *Manager) TruncateLogs(ctx context.Context, principal, id string) (Truncation, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s, err := m.lookup(principal, id)
+	s, err := m.lookup(ctx, principal, id)
 	if err != nil {
 		return Truncation{}, err
 	}
@@ -450,7 +451,7 @@ func (m *Manager) TruncateLogs(ctx context.Context, principal, id string) (Trunc
 func (m *Manager) End(ctx context.Context, principal, id string, abort bool) (EndResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s, err := m.lookup(principal, id)
+	s, err := m.lookup(ctx, principal, id)
 	if err != nil {
 		return EndResult{}, err
 	}

@@ -31,7 +31,7 @@ func Service(t testing.TB, edit ...func(*backup.Options)) testserver.Option {
 // New returns the Backup service for c as Service registers it, for a
 // test that wraps it or serves it itself.
 func New(c *service.CA, edit ...func(*backup.Options)) (*backup.Service, error) {
-	opts := backup.Options{Principal: server.PrincipalFrom}
+	opts := backup.Options{Principal: server.PrincipalFrom, ConnClosed: server.ConnClosed}
 	for _, e := range edit {
 		e(&opts)
 	}

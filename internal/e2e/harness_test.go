@@ -115,7 +115,7 @@ func startCA(tb testing.TB, dir datadir.Dir) *caServer {
 	if err != nil {
 		fail("open CA: %v", err)
 	}
-	bsvc, err := backup.ForCA(c, backup.Options{Principal: server.PrincipalFrom, Logger: logger})
+	bsvc, err := backup.ForCA(c, backup.Options{Principal: server.PrincipalFrom, ConnClosed: server.ConnClosed, Logger: logger})
 	if err != nil {
 		c.Close()
 		fail("backup service: %v", err)
