@@ -204,9 +204,13 @@ type TruncateResult struct {
 // TruncateLogs deletes the log generations this session has copied and the
 // server no longer needs (CertSrvBackupTruncateLogs), and reports exactly
 // what it deleted. The server refuses it with ErrInvalidBackupSequence
-// unless every file the session listed was read to its end; call it only
+// unless every file the session listed was read to its end and closed
+// (BackupFile.Close tells the server how much was read); call it only
 // after storing those files safely, because the deleted generations then
-// exist only in the backup.
+// exist only in the backup. The server records the backup before it
+// deletes anything, so the backup stays recorded even if the session is
+// aborted afterwards: no generation is ever deleted that no recorded
+// backup copied.
 func (b *BackupContext) TruncateLogs(ctx context.Context) (TruncateResult, error) {
 	const op = "truncate logs"
 	if err := b.active(op); err != nil {
@@ -227,7 +231,8 @@ func (b *BackupContext) TruncateLogs(ctx context.Context) (TruncateResult, error
 // EndInfo is the server's answer to End or Abort.
 type EndInfo struct {
 	// Recorded reports whether the server recorded the backup as complete
-	// (in its log and checkpoint). It is false after Abort.
+	// (in its log and checkpoint). It is false after Abort, unless
+	// TruncateLogs had already recorded it.
 	Recorded bool
 	// FirstGeneration and LastGeneration are the log generations the
 	// recorded backup covers.
@@ -252,7 +257,8 @@ func (b *BackupContext) End(ctx context.Context) error {
 // Abort ends the session without recording a backup (CertSrvBackupEnd
 // after a failure). Files already copied stay valid on the medium but are
 // not a recorded backup, so the server keeps the log generations they hold.
-// Abort after End or Abort returns nil and does nothing.
+// After TruncateLogs the backup was recorded already and stays so (its
+// logs are gone). Abort after End or Abort returns nil and does nothing.
 func (b *BackupContext) Abort(ctx context.Context) error {
 	b.mu.Lock()
 	ended := b.ended
@@ -303,9 +309,9 @@ func (b *BackupContext) finish(ctx context.Context, abort bool) error {
 // garbage collector, so there is no BackupFree; release the session with
 // End, Abort or Close instead.
 
-// Recorded reports whether End made the server record this backup as
-// complete. It is false before End, after Abort, and after an End that
-// failed.
+// Recorded reports whether the server recorded this backup as complete,
+// as End or Abort reported it. It is false before End, after an End that
+// failed, and after Abort unless TruncateLogs had recorded the backup.
 func (b *BackupContext) Recorded() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()

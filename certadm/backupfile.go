@@ -228,11 +228,14 @@ func (f *BackupFile) WriteTo(w io.Writer) (int64, error) {
 }
 
 // Close ends the stream and closes the file on the server
-// (CertSrvBackupClose), bounded by 30 seconds. Closing a file before its
-// end is allowed, but the server then refuses TruncateLogs and End does not
-// record the backup. Close after Close returns nil; Read after Close fails.
+// (CertSrvBackupClose), bounded by 30 seconds, telling it how many bytes
+// Read delivered (Offset). Closing a file before its end is allowed, but
+// the server then counts the file as not copied: it refuses TruncateLogs
+// and End does not record the backup, however much of the file the server
+// had already sent. Close after Close returns nil; Read after Close fails.
 func (f *BackupFile) Close() error {
 	f.closeOnce.Do(func() {
+		consumed := f.Offset()
 		f.cancel()
 		if f.resp != nil {
 			f.resp.Body.Close()
@@ -248,7 +251,7 @@ func (f *BackupFile) Close() error {
 		f.b.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(f.ctx), closeTimeout)
 		defer cancel()
-		_, err := f.b.c.backup.CloseFile(ctx, f.b.session())
+		_, err := f.b.c.backup.CloseFile(ctx, &certsrvv1.CloseFileRequest{SessionId: f.b.id, Consumed: consumed})
 		f.closeErr = fromRPC(ctx, "close "+f.name, err)
 	})
 	return f.closeErr

@@ -348,3 +348,140 @@ func TestRealServerControlShutdown(t *testing.T) {
 		t.Fatalf("after shutdown: %v (0x%08X)", err, certadm.HRESULT(err))
 	}
 }
+
+// logCount is the number of log generations in the server's log directory.
+func logCount(t *testing.T, dir string) int {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, "*.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(m)
+}
+
+// TestRealPartlyReadSmallFileIsNotCopied: a small file reaches the client
+// whole in the first read, but a client that keeps one byte and closes it
+// has not copied it: TruncateLogs is refused and deletes nothing, End
+// records nothing. This holds for the database and for a log.
+func TestRealPartlyReadSmallFileIsNotCopied(t *testing.T) {
+	srv := startServer(t)
+	ctx := context.Background()
+	opt := certadm.WithCredentials(srv.CredsDir)
+	c, err := certadm.Dial(ctx, srv.Addr, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	issue(t, c, "partial", 3)
+	for _, which := range []string{"database", "log"} {
+		b, err := certadm.BackupPrepare(ctx, srv.Addr, certadm.BackupFull, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dbs, err := b.DatabaseNames(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs, err := b.BackupLogs(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files := append(dbs, logs...)
+		short := dbs[0].Name
+		if which == "log" {
+			short = logs[len(logs)-1].Name
+		}
+		for _, f := range files {
+			src, err := b.OpenFile(ctx, f.Name, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Name == short {
+				if src.Size() > 4<<20 {
+					t.Fatalf("%s has %d bytes; the test wants a file that fits in one read", f.Name, src.Size())
+				}
+				one := make([]byte, 1)
+				if _, err := io.ReadFull(src, one); err != nil {
+					t.Fatal(err)
+				}
+				// Give the server time to stream the whole file.
+				time.Sleep(100 * time.Millisecond)
+			} else if _, err := io.Copy(io.Discard, src); err != nil {
+				t.Fatal(err)
+			}
+			if err := src.Close(); err != nil {
+				t.Fatalf("close %s: %v", f.Name, err)
+			}
+		}
+		before := logCount(t, srv.Dir.LogDir())
+		_, err = b.TruncateLogs(ctx)
+		if !errors.Is(err, certadm.ErrInvalidBackupSequence) || !strings.Contains(err.Error(), short) {
+			t.Fatalf("%s kept 1 byte: TruncateLogs = %v, want the invalid-sequence error naming %s", which, err, short)
+		}
+		if after := logCount(t, srv.Dir.LogDir()); after != before {
+			t.Fatalf("%s kept 1 byte: %d log generations before the refused TruncateLogs, %d after", which, before, after)
+		}
+		if err := b.End(ctx); !errors.Is(err, certadm.ErrInvalidBackupSequence) || b.Recorded() {
+			t.Fatalf("%s kept 1 byte: End = %v, recorded %v", which, err, b.Recorded())
+		}
+	}
+	_, err = certadm.BackupPrepare(ctx, srv.Addr, certadm.BackupLogsOnly, opt)
+	if !errors.Is(err, certadm.ErrFullBackupNotTaken) {
+		t.Fatalf("a backup was recorded after partial reads: logs-only prepare = %v", err)
+	}
+}
+
+// TestRealAbortAfterTruncateKeepsTheChain: TruncateLogs records the backup
+// before it deletes, so an Abort after it leaves the backup recorded and
+// the next logs-only backup continues the chain without a gap.
+func TestRealAbortAfterTruncateKeepsTheChain(t *testing.T) {
+	srv := startServer(t)
+	ctx := context.Background()
+	opt := certadm.WithCredentials(srv.CredsDir)
+	c, err := certadm.Dial(ctx, srv.Addr, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	issue(t, c, "trunc", 2)
+	b, err := certadm.BackupPrepare(ctx, srv.Addr, certadm.BackupFull, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbs, err := b.DatabaseNames(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, err := b.BackupLogs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyFiles(t, b, append(dbs, logs...), t.TempDir(), 0)
+	res, err := b.TruncateLogs(ctx)
+	if err != nil || res.Deleted == 0 {
+		t.Fatalf("TruncateLogs = %+v, %v; want generations deleted", res, err)
+	}
+	if err := b.Abort(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !b.Recorded() || b.EndInfo().LastGeneration != res.LastGeneration {
+		t.Fatalf("after TruncateLogs and Abort: recorded %v, %+v; want the backup recorded through generation %d",
+			b.Recorded(), b.EndInfo(), res.LastGeneration)
+	}
+	issue(t, c, "after", 2)
+	inc, err := certadm.BackupPrepare(ctx, srv.Addr, certadm.BackupLogsOnly, opt)
+	if err != nil {
+		t.Fatalf("logs-only backup after an aborted, truncated full backup: %v", err)
+	}
+	incLogs, err := inc.BackupLogs(ctx)
+	if err != nil {
+		t.Fatalf("logs-only backup lists its logs: %v", err)
+	}
+	if len(incLogs) == 0 {
+		t.Fatal("the logs-only backup lists no generation")
+	}
+	copyFiles(t, inc, incLogs, t.TempDir(), 0)
+	if err := inc.End(ctx); err != nil || !inc.Recorded() || inc.EndInfo().FirstGeneration != res.LastGeneration+1 {
+		t.Fatalf("logs-only End = %v, %+v; want it recorded from generation %d", err, inc.EndInfo(), res.LastGeneration+1)
+	}
+}

@@ -64,7 +64,7 @@ func BenchmarkReadDatabase(b *testing.B) {
 		if err := m.Read(ctx, op1, id, DefaultChunk, func(int64, []byte) error { return nil }); err != nil {
 			b.Fatal(err)
 		}
-		if err := m.CloseFile(ctx, op1, id); err != nil {
+		if err := m.CloseFile(ctx, op1, id, names[0].Size); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -102,7 +102,7 @@ func BenchmarkServeLog(b *testing.B) {
 		if err := m.Read(ctx, op1, id, DefaultChunk, func(int64, []byte) error { return nil }); err != nil {
 			b.Fatal(err)
 		}
-		if err := m.CloseFile(ctx, op1, id); err != nil {
+		if err := m.CloseFile(ctx, op1, id, big.Size); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -147,7 +147,7 @@ func BenchmarkGRPCReadDatabase(b *testing.B) {
 		if got != size {
 			b.Fatalf("streamed %d bytes of %d", got, size)
 		}
-		if _, err := cl.CloseFile(ctx, &certsrvv1.SessionRequest{SessionId: prep.SessionId}); err != nil {
+		if _, err := cl.CloseFile(ctx, &certsrvv1.CloseFileRequest{SessionId: prep.SessionId, Consumed: size}); err != nil {
 			b.Fatal(err)
 		}
 	}

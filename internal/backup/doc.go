@@ -51,14 +51,19 @@
 //     chunk fits gRPC's default 4 MiB message limit); 0 means DefaultChunk
 //     (1 MiB). The offset advances with every chunk the stream accepted; a
 //     broken stream leaves it there (re-open the file to start again at 0).
-//     A file counts as read once every byte was streamed.
+//     A file counts as read when every byte was streamed and CloseFile
+//     says the client kept every byte (its consumed count equals the size):
+//     a small file reaches the client's socket whole at once, so only the
+//     client knows whether it stored it.
 //  6. TruncateLogs is refused with hrInvalidBackupSequence, naming the first
 //     unread file, unless GetBackupLogs was called and every listed file
-//     (and, for FULL, the database) was read to its end. It then asks the
-//     engine to delete generations through the sealed one, which takes a
-//     checkpoint and never deletes the checkpoint generation or a later one,
-//     and returns exactly the generations deleted, or the reason nothing
-//     was. Allowed once.
+//     (and, for FULL, the database) was read to its end. It then records
+//     the backup (as End would, so that no generation is ever deleted that
+//     no recorded backup copied, even if the client aborts afterwards),
+//     asks the engine to delete generations through the sealed one, which
+//     takes a checkpoint and never deletes the checkpoint generation or a
+//     later one, and returns exactly the generations deleted, or the
+//     reason nothing was. Allowed once.
 //  7. GetDynamicFiles lists the CA certificates and CRLs under publish/, tag
 //     0, with file name, size and HTTP URL; clients fetch them over HTTP.
 //     GetDatabaseLocations returns the restore map: the database file ('D'),
@@ -73,7 +78,8 @@
 //     gets hrInvalidBackupSequence "backup incomplete: <name> was not read to
 //     its end; nothing recorded"; a failed one records nothing and gets its
 //     failure's code. End(abort=true), a lease expiry or Close record
-//     nothing. Every end frees the session at once and releases the snapshot
+//     nothing (a backup TruncateLogs recorded stays recorded). Every end
+//     frees the session at once and releases the snapshot
 //     as soon as no read uses it.
 //
 // # State machine

@@ -82,7 +82,7 @@ func readStream(t *testing.T, ctx context.Context, cl certsrvv1.BackupClient, id
 	if int64(buf.Len()) != open.Size {
 		t.Fatalf("%s: read %d bytes, OpenFile said %d", name, buf.Len(), open.Size)
 	}
-	if _, err := cl.CloseFile(ctx, &certsrvv1.SessionRequest{SessionId: id}); err != nil {
+	if _, err := cl.CloseFile(ctx, &certsrvv1.CloseFileRequest{SessionId: id, Consumed: int64(buf.Len())}); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()

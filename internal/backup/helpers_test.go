@@ -229,7 +229,7 @@ func fetch(t testing.TB, m *Manager, principal, id, name string) []byte {
 	if int64(len(b)) != size {
 		t.Fatalf("read %d bytes of %s, OpenFile said %d", len(b), name, size)
 	}
-	if err := m.CloseFile(ctx, principal, id); err != nil {
+	if err := m.CloseFile(ctx, principal, id, size); err != nil {
 		t.Fatalf("CloseFile(%s): %v", name, err)
 	}
 	return b

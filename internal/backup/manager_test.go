@@ -376,7 +376,7 @@ func TestCallsOutOfOrder(t *testing.T) {
 
 	_, err = read(t, m, op1, id, 0)
 	wantCode(t, err, apierr.BackupSequence, "Read before OpenFile")
-	wantCode(t, m.CloseFile(ctx, op1, id), apierr.BackupSequence, "CloseFile without an open file")
+	wantCode(t, m.CloseFile(ctx, op1, id, 0), apierr.BackupSequence, "CloseFile without an open file")
 	_, err = m.TruncateLogs(ctx, op1, id)
 	wantCode(t, err, apierr.BackupSequence, "TruncateLogs before anything was read")
 
@@ -402,10 +402,11 @@ func TestCallsOutOfOrder(t *testing.T) {
 	}
 	_, err = m.OpenFile(ctx, op1, id, names[0].Name)
 	wantCode(t, err, apierr.AlreadyOpen, "second OpenFile before CloseFile")
-	if err := m.CloseFile(ctx, op1, id); err != nil {
+	wantCode(t, m.CloseFile(ctx, op1, id, -1), apierr.InvalidArg, "CloseFile with a negative count")
+	if err := m.CloseFile(ctx, op1, id, 0); err != nil {
 		t.Fatal(err)
 	}
-	wantCode(t, m.CloseFile(ctx, op1, id), apierr.BackupSequence, "second CloseFile")
+	wantCode(t, m.CloseFile(ctx, op1, id, 0), apierr.BackupSequence, "second CloseFile")
 
 	if _, err := m.End(ctx, op1, id, true); err != nil {
 		t.Fatalf("End(abort): %v", err)
@@ -653,7 +654,7 @@ func TestReadChunkSizes(t *testing.T) {
 		if next != size {
 			t.Fatalf("streamed %d bytes of %d", next, size)
 		}
-		if err := m.CloseFile(ctx, op1, id); err != nil {
+		if err := m.CloseFile(ctx, op1, id, size); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -173,7 +173,7 @@ func TestCloseFileEndsARead(t *testing.T) {
 		})
 	}()
 	<-sending
-	if err := m.CloseFile(ctx, op1, id); err != nil {
+	if err := m.CloseFile(ctx, op1, id, MinChunk); err != nil {
 		t.Fatalf("CloseFile during a read: %v", err)
 	}
 	if err := <-readDone; err == nil {

@@ -128,8 +128,8 @@ func (s *Service) ReadRaw(ctx context.Context, sessionID string, chunk int, send
 }
 
 // CloseFile implements certsrvv1.BackupServer.
-func (s *Service) CloseFile(ctx context.Context, req *certsrvv1.SessionRequest) (*certsrvv1.CloseFileResponse, error) {
-	if err := s.m.CloseFile(ctx, s.who(ctx), req.GetSessionId()); err != nil {
+func (s *Service) CloseFile(ctx context.Context, req *certsrvv1.CloseFileRequest) (*certsrvv1.CloseFileResponse, error) {
+	if err := s.m.CloseFile(ctx, s.who(ctx), req.GetSessionId(), req.GetConsumed()); err != nil {
 		return nil, apierr.Status(err)
 	}
 	return &certsrvv1.CloseFileResponse{}, nil

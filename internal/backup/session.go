@@ -63,6 +63,7 @@ type session struct {
 	before     *wal.GenInfo // the generation before logs[0] at listing time, if present
 	sealed     uint32       // the generation BackupLogs sealed
 	truncated  bool
+	recorded   *Record // the backup's record, once TruncateLogs or End wrote it
 
 	open       *openFile
 	failure    error           // why the session failed (stateFailed)
@@ -79,7 +80,7 @@ type session struct {
 type listedLog struct {
 	info wal.GenInfo // as the log described it when listed
 	path string      // absolute, exactly as listed
-	read bool        // every byte was streamed
+	read bool        // streamed to its end and closed with all of it kept
 }
 
 // openFile is the session's open file.
@@ -251,11 +252,17 @@ func logFailure(le *LogError) *apierr.Error {
 // that it ended.
 const closeFileWait = 5 * time.Second
 
-// CloseFile closes the open file (CloseFile). A file streamed to its end
-// stays counted as read. A read still streaming (its client dropped the
-// stream, the server has not noticed yet) is ended first, waiting up to
-// closeFileWait; if it does not end, CloseFile fails with BackupSequence.
-func (m *Manager) CloseFile(ctx context.Context, principal, id string) error {
+// CloseFile closes the open file (CloseFile). consumed is how many bytes
+// of it, from its start, the client says it received and kept: the file
+// counts as read (copied, for TruncateLogs and End) only when Read
+// streamed all of it and consumed equals its size. A client that stopped
+// early closes with less, and the file stays uncopied however much the
+// server had already sent (a small file fits in the socket buffers at
+// once). A read still streaming (its client dropped the stream, the server
+// has not noticed yet) is ended first, waiting up to closeFileWait; if it
+// does not end, CloseFile fails with BackupSequence. A negative consumed
+// is InvalidArg.
+func (m *Manager) CloseFile(ctx context.Context, principal, id string, consumed int64) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s, err := m.lookup(ctx, principal, id)
@@ -267,6 +274,9 @@ func (m *Manager) CloseFile(ctx context.Context, principal, id string) error {
 			return s.usable()
 		}
 		return apierr.New(apierr.BackupSequence, "no file is open")
+	}
+	if consumed < 0 {
+		return apierr.New(apierr.InvalidArg, "close %s: consumed %d bytes is negative", s.open.name, consumed)
 	}
 	if s.open.reading {
 		// The client has given up its read (closing a file mid-stream
@@ -283,6 +293,17 @@ func (m *Manager) CloseFile(ctx context.Context, principal, id string) error {
 			return apierr.New(apierr.BackupSequence, "no file is open")
 		}
 	}
+	f := s.open
+	if f.off >= f.size && consumed == f.size && s.state != stateFailed {
+		if f.log < 0 {
+			s.dbRead = true
+		} else {
+			s.logs[f.log].read = true
+		}
+	} else if consumed != f.size {
+		m.log.Info("backup file closed before its end", "session", s.short(), "path", f.name,
+			"size", f.size, "sent", f.off, "kept_by_client", consumed)
+	}
 	s.open = nil
 	if s.state == stateOpen {
 		s.state = statePrepared
@@ -297,8 +318,9 @@ func (m *Manager) CloseFile(ctx context.Context, principal, id string) error {
 // memory for the next chunk, so send must copy what it keeps (a gRPC
 // stream's Send marshals the message into its own buffer before it
 // returns) and must not modify them. The offset advances by every chunk
-// send accepted; when it reaches the size, the file counts as read. A
-// failing send, a cancelled ctx or the session ending stops the stream.
+// send accepted; the file counts as read when it reached the size and the
+// client closes the file saying it kept every byte (CloseFile). A failing
+// send, a cancelled ctx or the session ending stops the stream.
 // Only one Read of a session runs at a time; its progress renews the
 // lease.
 func (m *Manager) Read(ctx context.Context, principal, id string, chunk int, send func(off int64, p []byte) error) error {
@@ -386,15 +408,6 @@ func (m *Manager) Read(ctx context.Context, principal, id string, chunk int, sen
 	if f.log < 0 {
 		m.logDatabaseRead(s, f, snap)
 	}
-	m.mu.Lock()
-	if s.state != stateEnded && s.open == f {
-		if f.log < 0 {
-			s.dbRead = true
-		} else {
-			s.logs[f.log].read = true
-		}
-	}
-	m.mu.Unlock()
 	return nil
 }
 
@@ -410,7 +423,10 @@ func clampChunk(n int) int {
 // engine's rules (never at or after the checkpoint generation). It is
 // refused with BackupSequence, naming the first unread file, unless the
 // logs were listed and every listed file (and, for a full backup, the
-// database) was read to its end. It may be called once per session.
+// database) was read to its end. It first records the backup, as End
+// would: a generation is never deleted that no recorded backup copied, so
+// an End(abort) after TruncateLogs leaves no gap in the chain (the backup
+// stays recorded). It may be called once per session.
 func (m *Manager) TruncateLogs(ctx context.Context, principal, id string) (Truncation, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -429,6 +445,9 @@ func (m *Manager) TruncateLogs(ctx context.Context, principal, id string) (Trunc
 			"cannot truncate logs: %s; TruncateLogs needs every listed file copied first", what)
 	}
 	defer m.touch(s)
+	if err := m.recordLocked(ctx, s); err != nil {
+		return Truncation{}, err
+	}
 	// Every listed file is copied: the session's own hold on the logs
 	// after its position must not keep its truncation from deleting them.
 	m.releaseLogHolds(s)
@@ -446,8 +465,9 @@ func (m *Manager) TruncateLogs(ctx context.Context, principal, id string) (Trunc
 // were listed and every listed file, and for a full backup the database,
 // was read to its end. An incomplete session records nothing and gets
 // BackupSequence naming the first unread file; a failed one records nothing
-// and gets its failure's code. With abort true nothing is recorded. Every
-// outcome frees the session and releases its snapshot.
+// and gets its failure's code. With abort true nothing is recorded, except
+// that a backup TruncateLogs recorded stays recorded (its logs are gone).
+// Every outcome frees the session and releases its snapshot.
 func (m *Manager) End(ctx context.Context, principal, id string, abort bool) (EndResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -456,6 +476,11 @@ func (m *Manager) End(ctx context.Context, principal, id string, abort bool) (En
 		return EndResult{}, err
 	}
 	if abort {
+		if rec := s.recorded; rec != nil {
+			m.endLocked(s, fmt.Sprintf("aborted by the client after TruncateLogs had recorded generations %d..%d, LSN %d..%d",
+				rec.FirstGen, rec.LastGen, rec.FirstLSN, rec.LastLSN))
+			return EndResult{Recorded: true, Record: *rec}, nil
+		}
 		m.endLocked(s, "aborted by the client")
 		return EndResult{}, nil
 	}
@@ -467,13 +492,28 @@ func (m *Manager) End(ctx context.Context, principal, id string, abort bool) (En
 		m.endLocked(s, "ended incomplete")
 		return EndResult{}, apierr.New(apierr.BackupSequence, "backup incomplete: %s; nothing recorded", what)
 	}
-	rec := s.record(m.now())
-	if err := m.eng.RecordBackup(ctx, rec); err != nil {
+	if err := m.recordLocked(ctx, s); err != nil {
 		m.endLocked(s, "recording failed")
-		return EndResult{}, apierr.New(apierr.Unexpected, "record the backup: %w; nothing recorded", err)
+		return EndResult{}, err
 	}
+	rec := *s.recorded
 	m.endLocked(s, fmt.Sprintf("recorded generations %d..%d, LSN %d..%d", rec.FirstGen, rec.LastGen, rec.FirstLSN, rec.LastLSN))
 	return EndResult{Recorded: true, Record: rec}, nil
+}
+
+// recordLocked records complete session s's backup in the engine, once:
+// TruncateLogs does before it deletes, End when TruncateLogs did not.
+// m.mu must be held.
+func (m *Manager) recordLocked(ctx context.Context, s *session) error {
+	if s.recorded != nil {
+		return nil
+	}
+	rec := s.record(m.now())
+	if err := m.eng.RecordBackup(ctx, rec); err != nil {
+		return apierr.New(apierr.Unexpected, "record the backup: %w; nothing recorded", err)
+	}
+	s.recorded = &rec
+	return nil
 }
 
 // record is the Record of a complete session. A full backup covers the

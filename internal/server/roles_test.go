@@ -142,7 +142,7 @@ func matrixCalls(t *testing.T, enrolleeRequest int64, pubDER []byte) []matrixCal
 			return streamErr(c.backup.ReadFile(ctx, &certsrvv1.ReadFileRequest{SessionId: "x"}))
 		}},
 		{"Backup/CloseFile", []string{"Operator"}, apierr.NotImplemented, func(ctx context.Context, c clients) error {
-			_, err := c.backup.CloseFile(ctx, &certsrvv1.SessionRequest{SessionId: "x"})
+			_, err := c.backup.CloseFile(ctx, &certsrvv1.CloseFileRequest{SessionId: "x"})
 			return err
 		}},
 		{"Backup/TruncateLogs", []string{"Operator"}, apierr.NotImplemented, func(ctx context.Context, c clients) error {

@@ -141,7 +141,7 @@ func (b *Backup) ReadFile(r *certsrvv1.ReadFileRequest, s certsrvv1.Backup_ReadF
 }
 
 // CloseFile closes the open file.
-func (b *Backup) CloseFile(ctx context.Context, r *certsrvv1.SessionRequest) (*certsrvv1.CloseFileResponse, error) {
+func (b *Backup) CloseFile(ctx context.Context, r *certsrvv1.CloseFileRequest) (*certsrvv1.CloseFileResponse, error) {
 	if err := b.check("CloseFile", r); err != nil {
 		return nil, err
 	}

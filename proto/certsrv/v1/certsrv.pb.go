@@ -988,9 +988,14 @@ type ViewRequest struct {
 	ExpiresBefore   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_before,json=expiresBefore,proto3" json:"expires_before,omitempty"`
 	ExpiresAfter    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expires_after,json=expiresAfter,proto3" json:"expires_after,omitempty"`
 	RevokedOnly     bool                   `protobuf:"varint,7,opt,name=revoked_only,json=revokedOnly,proto3" json:"revoked_only,omitempty"`
-	Limit           int32                  `protobuf:"varint,8,opt,name=limit,proto3" json:"limit,omitempty"` // 0: server default
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	Limit           int32                  `protobuf:"varint,8,opt,name=limit,proto3" json:"limit,omitempty"` // 0: server default (1000); at most 10000
+	// after_id selects requests whose id is greater; 0 selects from the
+	// start. Results come in id order, so passing the last id of one answer
+	// as after_id of the next request pages through any number of rows.
+	AfterId       int64  `protobuf:"varint,9,opt,name=after_id,json=afterId,proto3" json:"after_id,omitempty"`
+	Requester     string `protobuf:"bytes,10,opt,name=requester,proto3" json:"requester,omitempty"` // the principal that submitted the request
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ViewRequest) Reset() {
@@ -1077,6 +1082,20 @@ func (x *ViewRequest) GetLimit() int32 {
 		return x.Limit
 	}
 	return 0
+}
+
+func (x *ViewRequest) GetAfterId() int64 {
+	if x != nil {
+		return x.AfterId
+	}
+	return 0
+}
+
+func (x *ViewRequest) GetRequester() string {
+	if x != nil {
+		return x.Requester
+	}
+	return ""
 }
 
 type ViewResponse struct {
@@ -2042,6 +2061,64 @@ func (x *FileChunk) GetData() []byte {
 	return nil
 }
 
+// CloseFileRequest closes the session's open file. consumed is the number
+// of bytes of the file, from its start, the client received and kept: the
+// file counts as copied (for TruncateLogs and End) only when the server
+// streamed all of it and consumed equals its size. A client that stops
+// early says so by sending less, so the server never takes a file as
+// backed up that is not on the client's medium.
+type CloseFileRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Consumed      int64                  `protobuf:"varint,2,opt,name=consumed,proto3" json:"consumed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloseFileRequest) Reset() {
+	*x = CloseFileRequest{}
+	mi := &file_certsrv_v1_certsrv_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloseFileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloseFileRequest) ProtoMessage() {}
+
+func (x *CloseFileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certsrv_v1_certsrv_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloseFileRequest.ProtoReflect.Descriptor instead.
+func (*CloseFileRequest) Descriptor() ([]byte, []int) {
+	return file_certsrv_v1_certsrv_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *CloseFileRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *CloseFileRequest) GetConsumed() int64 {
+	if x != nil {
+		return x.Consumed
+	}
+	return 0
+}
+
 type CloseFileResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2050,7 +2127,7 @@ type CloseFileResponse struct {
 
 func (x *CloseFileResponse) Reset() {
 	*x = CloseFileResponse{}
-	mi := &file_certsrv_v1_certsrv_proto_msgTypes[34]
+	mi := &file_certsrv_v1_certsrv_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2062,7 +2139,7 @@ func (x *CloseFileResponse) String() string {
 func (*CloseFileResponse) ProtoMessage() {}
 
 func (x *CloseFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certsrv_v1_certsrv_proto_msgTypes[34]
+	mi := &file_certsrv_v1_certsrv_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2075,7 +2152,7 @@ func (x *CloseFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseFileResponse.ProtoReflect.Descriptor instead.
 func (*CloseFileResponse) Descriptor() ([]byte, []int) {
-	return file_certsrv_v1_certsrv_proto_rawDescGZIP(), []int{34}
+	return file_certsrv_v1_certsrv_proto_rawDescGZIP(), []int{35}
 }
 
 type TruncateLogsResponse struct {
@@ -2090,7 +2167,7 @@ type TruncateLogsResponse struct {
 
 func (x *TruncateLogsResponse) Reset() {
 	*x = TruncateLogsResponse{}
-	mi := &file_certsrv_v1_certsrv_proto_msgTypes[35]
+	mi := &file_certsrv_v1_certsrv_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2102,7 +2179,7 @@ func (x *TruncateLogsResponse) String() string {
 func (*TruncateLogsResponse) ProtoMessage() {}
 
 func (x *TruncateLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certsrv_v1_certsrv_proto_msgTypes[35]
+	mi := &file_certsrv_v1_certsrv_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2115,7 +2192,7 @@ func (x *TruncateLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TruncateLogsResponse.ProtoReflect.Descriptor instead.
 func (*TruncateLogsResponse) Descriptor() ([]byte, []int) {
-	return file_certsrv_v1_certsrv_proto_rawDescGZIP(), []int{35}
+	return file_certsrv_v1_certsrv_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TruncateLogsResponse) GetDeleted() int32 {
@@ -2156,7 +2233,7 @@ type EndRequest struct {
 
 func (x *EndRequest) Reset() {
 	*x = EndRequest{}
-	mi := &file_certsrv_v1_certsrv_proto_msgTypes[36]
+	mi := &file_certsrv_v1_certsrv_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2168,7 +2245,7 @@ func (x *EndRequest) String() string {
 func (*EndRequest) ProtoMessage() {}
 
 func (x *EndRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certsrv_v1_certsrv_proto_msgTypes[36]
+	mi := &file_certsrv_v1_certsrv_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2181,7 +2258,7 @@ func (x *EndRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndRequest.ProtoReflect.Descriptor instead.
 func (*EndRequest) Descriptor() ([]byte, []int) {
-	return file_certsrv_v1_certsrv_proto_rawDescGZIP(), []int{36}
+	return file_certsrv_v1_certsrv_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *EndRequest) GetSessionId() string {
@@ -2211,7 +2288,7 @@ type EndResponse struct {
 
 func (x *EndResponse) Reset() {
 	*x = EndResponse{}
-	mi := &file_certsrv_v1_certsrv_proto_msgTypes[37]
+	mi := &file_certsrv_v1_certsrv_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2223,7 +2300,7 @@ func (x *EndResponse) String() string {
 func (*EndResponse) ProtoMessage() {}
 
 func (x *EndResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certsrv_v1_certsrv_proto_msgTypes[37]
+	mi := &file_certsrv_v1_certsrv_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2236,7 +2313,7 @@ func (x *EndResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndResponse.ProtoReflect.Descriptor instead.
 func (*EndResponse) Descriptor() ([]byte, []int) {
-	return file_certsrv_v1_certsrv_proto_rawDescGZIP(), []int{37}
+	return file_certsrv_v1_certsrv_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *EndResponse) GetRecorded() bool {
@@ -2283,7 +2360,7 @@ type ServerControlRequest struct {
 
 func (x *ServerControlRequest) Reset() {
 	*x = ServerControlRequest{}
-	mi := &file_certsrv_v1_certsrv_proto_msgTypes[38]
+	mi := &file_certsrv_v1_certsrv_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2295,7 +2372,7 @@ func (x *ServerControlRequest) String() string {
 func (*ServerControlRequest) ProtoMessage() {}
 
 func (x *ServerControlRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certsrv_v1_certsrv_proto_msgTypes[38]
+	mi := &file_certsrv_v1_certsrv_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2308,7 +2385,7 @@ func (x *ServerControlRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerControlRequest.ProtoReflect.Descriptor instead.
 func (*ServerControlRequest) Descriptor() ([]byte, []int) {
-	return file_certsrv_v1_certsrv_proto_rawDescGZIP(), []int{38}
+	return file_certsrv_v1_certsrv_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ServerControlRequest) GetControl() uint32 {
@@ -2326,7 +2403,7 @@ type ServerControlResponse struct {
 
 func (x *ServerControlResponse) Reset() {
 	*x = ServerControlResponse{}
-	mi := &file_certsrv_v1_certsrv_proto_msgTypes[39]
+	mi := &file_certsrv_v1_certsrv_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2338,7 +2415,7 @@ func (x *ServerControlResponse) String() string {
 func (*ServerControlResponse) ProtoMessage() {}
 
 func (x *ServerControlResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certsrv_v1_certsrv_proto_msgTypes[39]
+	mi := &file_certsrv_v1_certsrv_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2351,7 +2428,7 @@ func (x *ServerControlResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerControlResponse.ProtoReflect.Descriptor instead.
 func (*ServerControlResponse) Descriptor() ([]byte, []int) {
-	return file_certsrv_v1_certsrv_proto_rawDescGZIP(), []int{39}
+	return file_certsrv_v1_certsrv_proto_rawDescGZIP(), []int{40}
 }
 
 var File_certsrv_v1_certsrv_proto protoreflect.FileDescriptor
@@ -2425,7 +2502,7 @@ const file_certsrv_v1_certsrv_proto_rawDesc = "" +
 	"\vnext_update\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"nextUpdate\x12\x10\n" +
 	"\x03url\x18\x05 \x01(\tR\x03url\x12\x18\n" +
-	"\aentries\x18\x06 \x01(\x05R\aentries\"\xdf\x02\n" +
+	"\aentries\x18\x06 \x01(\x05R\aentries\"\x98\x03\n" +
 	"\vViewRequest\x121\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x19.certsrv.v1.RequestStatusR\x06status\x12\x16\n" +
 	"\x06serial\x18\x02 \x01(\tR\x06serial\x12\x1d\n" +
@@ -2435,7 +2512,10 @@ const file_certsrv_v1_certsrv_proto_rawDesc = "" +
 	"\x0eexpires_before\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\rexpiresBefore\x12?\n" +
 	"\rexpires_after\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\fexpiresAfter\x12!\n" +
 	"\frevoked_only\x18\a \x01(\bR\vrevokedOnly\x12\x14\n" +
-	"\x05limit\x18\b \x01(\x05R\x05limit\"C\n" +
+	"\x05limit\x18\b \x01(\x05R\x05limit\x12\x19\n" +
+	"\bafter_id\x18\t \x01(\x03R\aafterId\x12\x1c\n" +
+	"\trequester\x18\n" +
+	" \x01(\tR\trequester\"C\n" +
 	"\fViewResponse\x123\n" +
 	"\brequests\x18\x01 \x03(\v2\x17.certsrv.v1.RequestInfoR\brequests\"\x19\n" +
 	"\x17GetCACertificateRequest\"R\n" +
@@ -2491,7 +2571,11 @@ const file_certsrv_v1_certsrv_proto_rawDesc = "" +
 	"chunk_size\x18\x02 \x01(\x05R\tchunkSize\"7\n" +
 	"\tFileChunk\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"\x13\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"M\n" +
+	"\x10CloseFileRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1a\n" +
+	"\bconsumed\x18\x02 \x01(\x03R\bconsumed\"\x13\n" +
 	"\x11CloseFileResponse\"\x9c\x01\n" +
 	"\x14TruncateLogsResponse\x12\x18\n" +
 	"\adeleted\x18\x01 \x01(\x05R\adeleted\x12)\n" +
@@ -2543,7 +2627,7 @@ const file_certsrv_v1_certsrv_proto_rawDesc = "" +
 	"\n" +
 	"RevokeRole\x12\x1d.certsrv.v1.RevokeRoleRequest\x1a\x1e.certsrv.v1.RevokeRoleResponse\x12H\n" +
 	"\tBackupKey\x12\x1c.certsrv.v1.BackupKeyRequest\x1a\x1d.certsrv.v1.BackupKeyResponse\x12`\n" +
-	"\x11ImportCertificate\x12$.certsrv.v1.ImportCertificateRequest\x1a%.certsrv.v1.ImportCertificateResponse2\xa3\x06\n" +
+	"\x11ImportCertificate\x12$.certsrv.v1.ImportCertificateRequest\x1a%.certsrv.v1.ImportCertificateResponse2\xa5\x06\n" +
 	"\x06Backup\x12T\n" +
 	"\rBackupPrepare\x12 .certsrv.v1.BackupPrepareRequest\x1a!.certsrv.v1.BackupPrepareResponse\x12D\n" +
 	"\x10GetDatabaseNames\x12\x1a.certsrv.v1.SessionRequest\x1a\x14.certsrv.v1.FileList\x12A\n" +
@@ -2551,8 +2635,8 @@ const file_certsrv_v1_certsrv_proto_rawDesc = "" +
 	"\x0fGetDynamicFiles\x12\x1a.certsrv.v1.SessionRequest\x1a\x14.certsrv.v1.FileList\x12H\n" +
 	"\x14GetDatabaseLocations\x12\x1a.certsrv.v1.SessionRequest\x1a\x14.certsrv.v1.FileList\x12E\n" +
 	"\bOpenFile\x12\x1b.certsrv.v1.OpenFileRequest\x1a\x1c.certsrv.v1.OpenFileResponse\x12@\n" +
-	"\bReadFile\x12\x1b.certsrv.v1.ReadFileRequest\x1a\x15.certsrv.v1.FileChunk0\x01\x12F\n" +
-	"\tCloseFile\x12\x1a.certsrv.v1.SessionRequest\x1a\x1d.certsrv.v1.CloseFileResponse\x12L\n" +
+	"\bReadFile\x12\x1b.certsrv.v1.ReadFileRequest\x1a\x15.certsrv.v1.FileChunk0\x01\x12H\n" +
+	"\tCloseFile\x12\x1c.certsrv.v1.CloseFileRequest\x1a\x1d.certsrv.v1.CloseFileResponse\x12L\n" +
 	"\fTruncateLogs\x12\x1a.certsrv.v1.SessionRequest\x1a .certsrv.v1.TruncateLogsResponse\x126\n" +
 	"\x03End\x12\x16.certsrv.v1.EndRequest\x1a\x17.certsrv.v1.EndResponse\x12T\n" +
 	"\rServerControl\x12 .certsrv.v1.ServerControlRequest\x1a!.certsrv.v1.ServerControlResponseB7Z5github.com/certsrv/certsrv/proto/certsrv/v1;certsrvv1b\x06proto3"
@@ -2570,7 +2654,7 @@ func file_certsrv_v1_certsrv_proto_rawDescGZIP() []byte {
 }
 
 var file_certsrv_v1_certsrv_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_certsrv_v1_certsrv_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_certsrv_v1_certsrv_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_certsrv_v1_certsrv_proto_goTypes = []any{
 	(ServerState)(0),                  // 0: certsrv.v1.ServerState
 	(RequestStatus)(0),                // 1: certsrv.v1.RequestStatus
@@ -2609,30 +2693,31 @@ var file_certsrv_v1_certsrv_proto_goTypes = []any{
 	(*OpenFileResponse)(nil),          // 34: certsrv.v1.OpenFileResponse
 	(*ReadFileRequest)(nil),           // 35: certsrv.v1.ReadFileRequest
 	(*FileChunk)(nil),                 // 36: certsrv.v1.FileChunk
-	(*CloseFileResponse)(nil),         // 37: certsrv.v1.CloseFileResponse
-	(*TruncateLogsResponse)(nil),      // 38: certsrv.v1.TruncateLogsResponse
-	(*EndRequest)(nil),                // 39: certsrv.v1.EndRequest
-	(*EndResponse)(nil),               // 40: certsrv.v1.EndResponse
-	(*ServerControlRequest)(nil),      // 41: certsrv.v1.ServerControlRequest
-	(*ServerControlResponse)(nil),     // 42: certsrv.v1.ServerControlResponse
-	(*timestamppb.Timestamp)(nil),     // 43: google.protobuf.Timestamp
+	(*CloseFileRequest)(nil),          // 37: certsrv.v1.CloseFileRequest
+	(*CloseFileResponse)(nil),         // 38: certsrv.v1.CloseFileResponse
+	(*TruncateLogsResponse)(nil),      // 39: certsrv.v1.TruncateLogsResponse
+	(*EndRequest)(nil),                // 40: certsrv.v1.EndRequest
+	(*EndResponse)(nil),               // 41: certsrv.v1.EndResponse
+	(*ServerControlRequest)(nil),      // 42: certsrv.v1.ServerControlRequest
+	(*ServerControlResponse)(nil),     // 43: certsrv.v1.ServerControlResponse
+	(*timestamppb.Timestamp)(nil),     // 44: google.protobuf.Timestamp
 }
 var file_certsrv_v1_certsrv_proto_depIdxs = []int32{
 	0,  // 0: certsrv.v1.PingResponse.state:type_name -> certsrv.v1.ServerState
 	1,  // 1: certsrv.v1.RequestInfo.status:type_name -> certsrv.v1.RequestStatus
-	43, // 2: certsrv.v1.RequestInfo.submitted_at:type_name -> google.protobuf.Timestamp
-	43, // 3: certsrv.v1.RequestInfo.resolved_at:type_name -> google.protobuf.Timestamp
+	44, // 2: certsrv.v1.RequestInfo.submitted_at:type_name -> google.protobuf.Timestamp
+	44, // 3: certsrv.v1.RequestInfo.resolved_at:type_name -> google.protobuf.Timestamp
 	7,  // 4: certsrv.v1.RequestInfo.certificate:type_name -> certsrv.v1.CertificateInfo
-	43, // 5: certsrv.v1.CertificateInfo.not_before:type_name -> google.protobuf.Timestamp
-	43, // 6: certsrv.v1.CertificateInfo.not_after:type_name -> google.protobuf.Timestamp
-	43, // 7: certsrv.v1.CertificateInfo.revoked_at:type_name -> google.protobuf.Timestamp
-	43, // 8: certsrv.v1.RevokeRequest.revoked_at:type_name -> google.protobuf.Timestamp
+	44, // 5: certsrv.v1.CertificateInfo.not_before:type_name -> google.protobuf.Timestamp
+	44, // 6: certsrv.v1.CertificateInfo.not_after:type_name -> google.protobuf.Timestamp
+	44, // 7: certsrv.v1.CertificateInfo.revoked_at:type_name -> google.protobuf.Timestamp
+	44, // 8: certsrv.v1.RevokeRequest.revoked_at:type_name -> google.protobuf.Timestamp
 	7,  // 9: certsrv.v1.RevokeResponse.certificate:type_name -> certsrv.v1.CertificateInfo
-	43, // 10: certsrv.v1.PublishCRLResponse.this_update:type_name -> google.protobuf.Timestamp
-	43, // 11: certsrv.v1.PublishCRLResponse.next_update:type_name -> google.protobuf.Timestamp
+	44, // 10: certsrv.v1.PublishCRLResponse.this_update:type_name -> google.protobuf.Timestamp
+	44, // 11: certsrv.v1.PublishCRLResponse.next_update:type_name -> google.protobuf.Timestamp
 	1,  // 12: certsrv.v1.ViewRequest.status:type_name -> certsrv.v1.RequestStatus
-	43, // 13: certsrv.v1.ViewRequest.expires_before:type_name -> google.protobuf.Timestamp
-	43, // 14: certsrv.v1.ViewRequest.expires_after:type_name -> google.protobuf.Timestamp
+	44, // 13: certsrv.v1.ViewRequest.expires_before:type_name -> google.protobuf.Timestamp
+	44, // 14: certsrv.v1.ViewRequest.expires_after:type_name -> google.protobuf.Timestamp
 	6,  // 15: certsrv.v1.ViewResponse.requests:type_name -> certsrv.v1.RequestInfo
 	7,  // 16: certsrv.v1.ImportCertificateResponse.certificate:type_name -> certsrv.v1.CertificateInfo
 	2,  // 17: certsrv.v1.BackupPrepareRequest.type:type_name -> certsrv.v1.BackupType
@@ -2658,10 +2743,10 @@ var file_certsrv_v1_certsrv_proto_depIdxs = []int32{
 	30, // 37: certsrv.v1.Backup.GetDatabaseLocations:input_type -> certsrv.v1.SessionRequest
 	33, // 38: certsrv.v1.Backup.OpenFile:input_type -> certsrv.v1.OpenFileRequest
 	35, // 39: certsrv.v1.Backup.ReadFile:input_type -> certsrv.v1.ReadFileRequest
-	30, // 40: certsrv.v1.Backup.CloseFile:input_type -> certsrv.v1.SessionRequest
+	37, // 40: certsrv.v1.Backup.CloseFile:input_type -> certsrv.v1.CloseFileRequest
 	30, // 41: certsrv.v1.Backup.TruncateLogs:input_type -> certsrv.v1.SessionRequest
-	39, // 42: certsrv.v1.Backup.End:input_type -> certsrv.v1.EndRequest
-	41, // 43: certsrv.v1.Backup.ServerControl:input_type -> certsrv.v1.ServerControlRequest
+	40, // 42: certsrv.v1.Backup.End:input_type -> certsrv.v1.EndRequest
+	42, // 43: certsrv.v1.Backup.ServerControl:input_type -> certsrv.v1.ServerControlRequest
 	4,  // 44: certsrv.v1.Admin.Ping:output_type -> certsrv.v1.PingResponse
 	6,  // 45: certsrv.v1.Admin.Submit:output_type -> certsrv.v1.RequestInfo
 	6,  // 46: certsrv.v1.Admin.GetRequest:output_type -> certsrv.v1.RequestInfo
@@ -2683,10 +2768,10 @@ var file_certsrv_v1_certsrv_proto_depIdxs = []int32{
 	32, // 62: certsrv.v1.Backup.GetDatabaseLocations:output_type -> certsrv.v1.FileList
 	34, // 63: certsrv.v1.Backup.OpenFile:output_type -> certsrv.v1.OpenFileResponse
 	36, // 64: certsrv.v1.Backup.ReadFile:output_type -> certsrv.v1.FileChunk
-	37, // 65: certsrv.v1.Backup.CloseFile:output_type -> certsrv.v1.CloseFileResponse
-	38, // 66: certsrv.v1.Backup.TruncateLogs:output_type -> certsrv.v1.TruncateLogsResponse
-	40, // 67: certsrv.v1.Backup.End:output_type -> certsrv.v1.EndResponse
-	42, // 68: certsrv.v1.Backup.ServerControl:output_type -> certsrv.v1.ServerControlResponse
+	38, // 65: certsrv.v1.Backup.CloseFile:output_type -> certsrv.v1.CloseFileResponse
+	39, // 66: certsrv.v1.Backup.TruncateLogs:output_type -> certsrv.v1.TruncateLogsResponse
+	41, // 67: certsrv.v1.Backup.End:output_type -> certsrv.v1.EndResponse
+	43, // 68: certsrv.v1.Backup.ServerControl:output_type -> certsrv.v1.ServerControlResponse
 	44, // [44:69] is the sub-list for method output_type
 	19, // [19:44] is the sub-list for method input_type
 	19, // [19:19] is the sub-list for extension type_name
@@ -2705,7 +2790,7 @@ func file_certsrv_v1_certsrv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certsrv_v1_certsrv_proto_rawDesc), len(file_certsrv_v1_certsrv_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   40,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -710,8 +710,9 @@ type BackupClient interface {
 	// ReadFile streams the open file from its current offset to its end in
 	// chunks of the size asked for (CertSrvBackupRead).
 	ReadFile(ctx context.Context, in *ReadFileRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FileChunk], error)
-	// CloseFile closes the open file (CertSrvBackupClose).
-	CloseFile(ctx context.Context, in *SessionRequest, opts ...grpc.CallOption) (*CloseFileResponse, error)
+	// CloseFile closes the open file (CertSrvBackupClose) and says how
+	// much of it the client kept.
+	CloseFile(ctx context.Context, in *CloseFileRequest, opts ...grpc.CallOption) (*CloseFileResponse, error)
 	// TruncateLogs deletes the log generations this session has copied
 	// (CertSrvBackupTruncateLogs).
 	TruncateLogs(ctx context.Context, in *SessionRequest, opts ...grpc.CallOption) (*TruncateLogsResponse, error)
@@ -810,7 +811,7 @@ func (c *backupClient) ReadFile(ctx context.Context, in *ReadFileRequest, opts .
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Backup_ReadFileClient = grpc.ServerStreamingClient[FileChunk]
 
-func (c *backupClient) CloseFile(ctx context.Context, in *SessionRequest, opts ...grpc.CallOption) (*CloseFileResponse, error) {
+func (c *backupClient) CloseFile(ctx context.Context, in *CloseFileRequest, opts ...grpc.CallOption) (*CloseFileResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CloseFileResponse)
 	err := c.cc.Invoke(ctx, Backup_CloseFile_FullMethodName, in, out, cOpts...)
@@ -877,8 +878,9 @@ type BackupServer interface {
 	// ReadFile streams the open file from its current offset to its end in
 	// chunks of the size asked for (CertSrvBackupRead).
 	ReadFile(*ReadFileRequest, grpc.ServerStreamingServer[FileChunk]) error
-	// CloseFile closes the open file (CertSrvBackupClose).
-	CloseFile(context.Context, *SessionRequest) (*CloseFileResponse, error)
+	// CloseFile closes the open file (CertSrvBackupClose) and says how
+	// much of it the client kept.
+	CloseFile(context.Context, *CloseFileRequest) (*CloseFileResponse, error)
 	// TruncateLogs deletes the log generations this session has copied
 	// (CertSrvBackupTruncateLogs).
 	TruncateLogs(context.Context, *SessionRequest) (*TruncateLogsResponse, error)
@@ -919,7 +921,7 @@ func (UnimplementedBackupServer) OpenFile(context.Context, *OpenFileRequest) (*O
 func (UnimplementedBackupServer) ReadFile(*ReadFileRequest, grpc.ServerStreamingServer[FileChunk]) error {
 	return status.Errorf(codes.Unimplemented, "method ReadFile not implemented")
 }
-func (UnimplementedBackupServer) CloseFile(context.Context, *SessionRequest) (*CloseFileResponse, error) {
+func (UnimplementedBackupServer) CloseFile(context.Context, *CloseFileRequest) (*CloseFileResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method CloseFile not implemented")
 }
 func (UnimplementedBackupServer) TruncateLogs(context.Context, *SessionRequest) (*TruncateLogsResponse, error) {
@@ -1072,7 +1074,7 @@ func _Backup_ReadFile_Handler(srv interface{}, stream grpc.ServerStream) error {
 type Backup_ReadFileServer = grpc.ServerStreamingServer[FileChunk]
 
 func _Backup_CloseFile_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(SessionRequest)
+	in := new(CloseFileRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -1084,7 +1086,7 @@ func _Backup_CloseFile_Handler(srv interface{}, ctx context.Context, dec func(in
 		FullMethod: Backup_CloseFile_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(BackupServer).CloseFile(ctx, req.(*SessionRequest))
+		return srv.(BackupServer).CloseFile(ctx, req.(*CloseFileRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
