@@ -280,8 +280,19 @@ type ViewFilter struct {
 	ExpiresBefore, ExpiresAfter time.Time
 	// RevokedOnly selects revoked certificates.
 	RevokedOnly bool
-	// Limit caps the number of results; 0 means the server's default. A
-	// negative Limit gives ErrInvalidArg.
+	// Requester selects requests submitted by this principal.
+	Requester string
+	// AfterID selects requests whose id is greater than AfterID. Results
+	// come in id order, so passing the last id of one answer as the next
+	// call's AfterID pages through any number of requests; a page that
+	// comes back empty is the end. A negative AfterID gives ErrInvalidArg.
+	// A server older than this field ignores it and returns the first page
+	// again.
+	AfterID int64
+	// Limit caps the number of results; 0 means the server's default (1000
+	// requests; the server returns at most 10000 whatever is asked, so a
+	// caller that wants every match pages with AfterID). A negative Limit
+	// gives ErrInvalidArg.
 	Limit int
 }
 
@@ -292,12 +303,17 @@ func (c *Client) View(ctx context.Context, f ViewFilter) ([]*Request, error) {
 	if f.Limit < 0 || f.Limit > 1<<31-1 {
 		return nil, newError(condInvalidArg, op, "limit %d out of range", f.Limit)
 	}
+	if f.AfterID < 0 {
+		return nil, newError(condInvalidArg, op, "after id %d out of range", f.AfterID)
+	}
 	req := &certsrvv1.ViewRequest{
 		Status:          certsrvv1.RequestStatus(f.Status),
 		Serial:          f.Serial,
 		RequestId:       f.RequestID,
 		SubjectContains: f.SubjectContains,
 		RevokedOnly:     f.RevokedOnly,
+		Requester:       f.Requester,
+		AfterId:         f.AfterID,
 		Limit:           int32(f.Limit),
 	}
 	if !f.ExpiresBefore.IsZero() {

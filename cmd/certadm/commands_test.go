@@ -231,7 +231,8 @@ func TestViewCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustCLI(t, append(g, "view", "--format", "json")...)), &rows); err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 3 || rows[1].Serial != serials[1] || !rows[1].Revoked || rows[1].RevocationReason == nil || *rows[1].RevocationReason != 4 || rows[2].Status != "pending" {
+	if len(rows) != 3 || rows[0].Status != "issued" || rows[1].Serial != serials[1] || rows[1].Status != "revoked" || !rows[1].Revoked ||
+		rows[1].RevocationReason == nil || *rows[1].RevocationReason != 4 || rows[2].Status != "pending" {
 		t.Fatalf("json rows %+v", rows)
 	}
 	filtered := func(args ...string) []viewRow {
@@ -274,7 +275,8 @@ func TestViewCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(records) != 4 || strings.Join(records[0], ",") != strings.Join(csvHeader, ",") || records[2][8] != serials[1] || records[2][13] != "4" {
+	if len(records) != 4 || strings.Join(records[0], ",") != strings.Join(csvHeader, ",") || records[2][8] != serials[1] ||
+		records[2][1] != "revoked" || records[2][11] != "true" || records[2][13] != "4" {
 		t.Fatalf("csv %q", records)
 	}
 	table := mustCLI(t, append(g, "view")...)

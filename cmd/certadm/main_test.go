@@ -100,6 +100,9 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{"view", "--expires-before", "next tuesday"},
 		{"view", "--limit", "-1"},
 		{"view", "--id", "x"},
+		{"view", "--filter", "color=red"},
+		{"view", "--filter", "status=issued,status=revoked"},
+		{"view", "--filter"},
 		{"role"},
 		{"role", "bogus"},
 		{"role", "grant", "alice"},
@@ -165,6 +168,7 @@ func TestProcessExitStatus(t *testing.T) {
 	}{
 		{[]string{"--help"}, 0, ""},
 		{[]string{"view", "--format", "xml"}, 2, "certadm: --format"},
+		{[]string{"view", "--filter", "expires<soon"}, 2, `certadm: --filter condition "expires<soon"`},
 		{[]string{"ping"}, 1, "(HRESULT 0x80070002)"},
 	}
 	for _, c := range cases {

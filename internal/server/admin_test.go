@@ -93,6 +93,11 @@ func TestAdminRequestLifecycle(t *testing.T) {
 		"by id":      {&certsrvv1.ViewRequest{RequestId: p2.RequestId}, []int64{p2.RequestId}},
 		"subject":    {&certsrvv1.ViewRequest{SubjectContains: "denied.example"}, []int64{p2.RequestId}},
 		"limit":      {&certsrvv1.ViewRequest{Limit: 1}, []int64{p.RequestId}},
+		"after id":   {&certsrvv1.ViewRequest{AfterId: p.RequestId}, []int64{p2.RequestId}},
+		"next page":  {&certsrvv1.ViewRequest{AfterId: p.RequestId, Limit: 1}, []int64{p2.RequestId}},
+		"past end":   {&certsrvv1.ViewRequest{AfterId: p2.RequestId}, nil},
+		"requester":  {&certsrvv1.ViewRequest{Requester: "admin"}, []int64{p.RequestId, p2.RequestId}},
+		"other one":  {&certsrvv1.ViewRequest{Requester: "nobody"}, nil},
 		"revoked":    {&certsrvv1.ViewRequest{RevokedOnly: true}, nil},
 		"expires <":  {&certsrvv1.ViewRequest{ExpiresBefore: timestamppb.New(cert.NotAfter.Add(time.Hour))}, []int64{p.RequestId}},
 		"expires > ": {&certsrvv1.ViewRequest{ExpiresAfter: timestamppb.New(cert.NotAfter.Add(time.Hour))}, nil},
@@ -111,6 +116,7 @@ func TestAdminRequestLifecycle(t *testing.T) {
 	}
 	for name, req := range map[string]*certsrvv1.ViewRequest{
 		"negative limit":           {Limit: -1},
+		"negative after_id":        {AfterId: -1},
 		"revoked_only with denied": {RevokedOnly: true, Status: certsrvv1.RequestStatus_REQUEST_STATUS_DENIED},
 		"unknown status":           {Status: 42},
 		"bad serial":               {Serial: "xyz"},

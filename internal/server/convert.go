@@ -99,7 +99,9 @@ func certificateInfo(c *store.Certificate) *certsrvv1.CertificateInfo {
 // viewFilter converts a View request to a store filter. status ISSUED
 // selects issued certificates that are not revoked; revoked_only selects
 // revoked ones (holds included) and may be combined with status
-// UNSPECIFIED or ISSUED only. limit 0 means DefaultViewLimit; larger than
+// UNSPECIFIED or ISSUED only. after_id selects requests with a greater id,
+// so a client pages through a long list by passing the last id it got;
+// negative is InvalidArg. limit 0 means DefaultViewLimit; larger than
 // MaxViewLimit means MaxViewLimit; negative is InvalidArg.
 func viewFilter(req *certsrvv1.ViewRequest) (store.Filter, error) {
 	var f store.Filter
@@ -120,9 +122,14 @@ func viewFilter(req *certsrvv1.ViewRequest) (store.Filter, error) {
 		}
 		f.Status = store.StatusRevoked
 	}
+	if req.GetAfterId() < 0 {
+		return f, apierr.New(apierr.InvalidArg, "negative after_id %d", req.GetAfterId())
+	}
 	f.Serial = req.GetSerial()
 	f.RequestID = req.GetRequestId()
 	f.SubjectContains = req.GetSubjectContains()
+	f.Requester = req.GetRequester()
+	f.AfterID = req.GetAfterId()
 	var err error
 	if f.ExpiresBefore, err = fromTS(req.GetExpiresBefore()); err != nil {
 		return f, err
