@@ -48,7 +48,10 @@ const closeTimeout = 30 * time.Second
 // Abort at any point. A BackupContext is for one goroutine at a time. After
 // End or Abort every method but Abort, Close, Recorded, EndInfo and
 // SessionID fails with ErrInvalidBackupSequence; Abort after End or Abort
-// does nothing, so `defer b.Abort(ctx)` is a safe cleanup.
+// does nothing, and so does Abort or Close of a nil BackupContext (the one
+// a failed BackupPrepare returns), so `defer b.Abort(ctx)` is a safe
+// cleanup. The other methods of a nil or zero BackupContext fail with
+// ErrInvalidArg.
 type BackupContext struct {
 	c     *Client
 	owned bool // End, Abort and Close close c
@@ -122,8 +125,12 @@ func (b *BackupContext) Lease() time.Duration { return b.lease }
 // session runs.
 func (b *BackupContext) Client() *Client { return b.c }
 
-// active fails with ErrInvalidBackupSequence once the session has ended.
+// active fails with ErrInvalidBackupSequence once the session has ended,
+// and with ErrInvalidArg for a nil or zero BackupContext.
 func (b *BackupContext) active(op string) error {
+	if b == nil || b.c == nil {
+		return newError(condInvalidArg, op, "no backup session: use the BackupContext BackupPrepare returned")
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.ended {
@@ -260,6 +267,9 @@ func (b *BackupContext) End(ctx context.Context) error {
 // After TruncateLogs the backup was recorded already and stays so (its
 // logs are gone). Abort after End or Abort returns nil and does nothing.
 func (b *BackupContext) Abort(ctx context.Context) error {
+	if b == nil || b.c == nil {
+		return nil // nothing was prepared: nothing to abort
+	}
 	b.mu.Lock()
 	ended := b.ended
 	b.mu.Unlock()
@@ -273,6 +283,9 @@ func (b *BackupContext) finish(ctx context.Context, abort bool) error {
 	op := "backup end"
 	if abort {
 		op = "backup abort"
+	}
+	if b == nil || b.c == nil {
+		return b.active(op)
 	}
 	b.mu.Lock()
 	if b.ended {
@@ -330,6 +343,9 @@ func (b *BackupContext) EndInfo() EndInfo {
 // (bounded by 30 seconds), then releases the connection if the
 // BackupContext owns it. It returns nil when called again.
 func (b *BackupContext) Close() error {
+	if b == nil || b.c == nil {
+		return nil
+	}
 	b.mu.Lock()
 	ended := b.ended
 	b.mu.Unlock()

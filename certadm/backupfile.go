@@ -13,12 +13,15 @@ import (
 	certsrvv1 "github.com/certsrv/certsrv/proto/certsrv/v1"
 )
 
-// Chunk sizes for reading a backup file. The readHint of OpenFile is the
-// chunk size the server is asked to send, clamped to MinChunkSize ..
-// MaxChunkSize; zero means DefaultChunkSize.
+// Chunk sizes for reading a backup file over gRPC. The readHint of
+// OpenFile is the chunk size the server is asked to send, clamped to
+// MinChunkSize .. MaxChunkSize; zero means DefaultChunkSize. The server
+// clamps to the same range: MaxChunkSize is 4 MiB less 1 KiB, so that a
+// chunk message fits gRPC's default 4 MiB limit. Over the HTTP/1.1 stream
+// the file arrives as one body and the hint plays no part.
 const (
 	MinChunkSize     = 64 << 10
-	MaxChunkSize     = 4 << 20
+	MaxChunkSize     = 4<<20 - 1<<10
 	DefaultChunkSize = 1 << 20
 )
 
@@ -70,11 +73,16 @@ type BackupFile struct {
 }
 
 // OpenFile opens name, exactly as DatabaseNames or BackupLogs listed it
-// (CertSrvBackupOpenFile). The first Read starts the stream of its content. readHint is the chunk
-// size in bytes to ask for; it is clamped to MinChunkSize .. MaxChunkSize
-// and 0 means DefaultChunkSize, while a negative readHint gives
-// ErrInvalidArg. ctx governs the whole life of the file: cancelling it ends
-// the stream and later Reads fail. One file may be open at a time; opening
+// (CertSrvBackupOpenFile). The first Read starts the stream of its
+// content: over the admin port's HTTP/1.1 stream when the server offers it
+// (the whole file as one body), else over gRPC's ReadFile, whose chunks
+// readHint sizes: it is clamped to MinChunkSize .. MaxChunkSize and 0 means
+// DefaultChunkSize. A negative readHint gives ErrInvalidArg. Either way
+// Read and WriteTo deliver the same bytes. ctx governs the whole life of
+// the file: once it is cancelled or its deadline passes, every later Read
+// fails with an error that matches context.Canceled or
+// context.DeadlineExceeded (HRESULT ERROR_CANCELLED or ERROR_TIMEOUT), even
+// when bytes had already arrived. One file may be open at a time; opening
 // a second before closing the first gives ErrAlreadyOpen. The caller must
 // Close the file.
 func (b *BackupContext) OpenFile(ctx context.Context, name string, readHint int) (*BackupFile, error) {
@@ -140,7 +148,26 @@ func (f *BackupFile) rawSettled(err error) bool {
 	return true
 }
 
+// cancelled makes the file's context's end its sticky error, unless the
+// file ended or failed already: a cancelled file fails every later Read,
+// even with bytes already received.
+func (f *BackupFile) cancelled() error {
+	if f == nil || f.b == nil {
+		return newError(condInvalidArg, "read", "no open file: use the BackupFile OpenFile returned")
+	}
+	if f.err == nil && !f.done {
+		if err := f.ctx.Err(); err != nil {
+			f.buf = nil
+			f.err = fromRPC(f.ctx, f.op, err)
+		}
+	}
+	return f.err
+}
+
 func (f *BackupFile) fill() error {
+	if err := f.cancelled(); err != nil {
+		return err
+	}
 	if f.rawNext() {
 		if err := f.rawFill(); f.rawSettled(err) {
 			return err
@@ -193,6 +220,9 @@ func (f *BackupFile) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if err := f.cancelled(); err != nil {
+		return 0, err
+	}
 	if f.rawNext() {
 		// Straight from the HTTP/1.1 stream into p: no copy of our own.
 		if n, err := f.rawRead(p); f.rawSettled(err) {
@@ -211,6 +241,9 @@ func (f *BackupFile) Read(p []byte) (int, error) {
 // so io.Copy uses it. It returns the number of bytes written and nil at the
 // verified end of the file, or the first error from the stream or from w.
 func (f *BackupFile) WriteTo(w io.Writer) (int64, error) {
+	if err := f.cancelled(); err != nil {
+		return 0, err
+	}
 	var total int64
 	for {
 		if err := f.fill(); err == io.EOF {
@@ -234,6 +267,9 @@ func (f *BackupFile) WriteTo(w io.Writer) (int64, error) {
 // and End does not record the backup, however much of the file the server
 // had already sent. Close after Close returns nil; Read after Close fails.
 func (f *BackupFile) Close() error {
+	if f == nil || f.b == nil {
+		return nil
+	}
 	f.closeOnce.Do(func() {
 		consumed := f.Offset()
 		f.cancel()

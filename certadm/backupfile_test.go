@@ -23,9 +23,9 @@ func TestChunkSizeClamp(t *testing.T) {
 		{64<<10 - 1, 64 << 10},
 		{64 << 10, 64 << 10},
 		{300_000, 300_000},
-		{4 << 20, 4 << 20},
-		{4<<20 + 1, 4 << 20},
-		{1 << 40, 4 << 20},
+		{4<<20 - 1<<10, 4<<20 - 1<<10},
+		{4 << 20, 4<<20 - 1<<10},
+		{1 << 40, 4<<20 - 1<<10},
 	}
 	for _, c := range cases {
 		if got := chunkSize(c.hint); got != c.want {
@@ -66,7 +66,7 @@ func TestBackupFileReadsWholeFileWithClampedChunks(t *testing.T) {
 	for _, c := range []struct {
 		hint int
 		want int32
-	}{{0, 1 << 20}, {1000, 64 << 10}, {8 << 20, 4 << 20}, {200_000, 200_000}} {
+	}{{0, 1 << 20}, {1000, 64 << 10}, {8 << 20, 4<<20 - 1<<10}, {200_000, 200_000}} {
 		f, err := b.OpenFile(context.Background(), "ca.db", c.hint)
 		if err != nil {
 			t.Fatal(err)
@@ -217,5 +217,68 @@ func TestCancelledContextEndsStream(t *testing.T) {
 	_, err = io.Copy(io.Discard, f)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("after cancel: %v", err)
+	}
+}
+
+// TestBackupFileCancelledContextFailsLaterReads: once the context given to
+// OpenFile ends, every Read fails with ErrCancelled, even though the whole
+// (small) file had already arrived.
+func TestBackupFileCancelledContextFailsLaterReads(t *testing.T) {
+	s, b := startBackup(t)
+	data := randomBytes(100_000)
+	s.Backup.Files["ca.db"] = &wiretest.FileScript{Size: int64(len(data)), Data: data}
+	ctx, cancel := context.WithCancel(context.Background())
+	f, err := b.OpenFile(ctx, "ca.db", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := make([]byte, 10)
+	if _, err := io.ReadFull(f, one); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	for i := 0; i < 2; i++ {
+		n, err := f.Read(make([]byte, len(data)))
+		if n != 0 || !errors.Is(err, context.Canceled) || HRESULT(err) != 0x800704C7 {
+			t.Fatalf("read %d after cancel: %d bytes, %v", i, n, err)
+		}
+	}
+	if _, err := f.WriteTo(io.Discard); !errors.Is(err, context.Canceled) {
+		t.Fatalf("WriteTo after cancel: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close after cancel: %v", err)
+	}
+}
+
+// TestNilAndZeroValuesDoNotPanic: cleanup calls on the nil BackupContext a
+// failed BackupPrepare returns do nothing; other calls on nil or zero
+// values fail with ErrInvalidArg.
+func TestNilAndZeroValuesDoNotPanic(t *testing.T) {
+	ctx := context.Background()
+	var nilB *BackupContext
+	if err := nilB.Abort(ctx); err != nil {
+		t.Fatalf("nil Abort: %v", err)
+	}
+	if err := nilB.Close(); err != nil {
+		t.Fatalf("nil Close: %v", err)
+	}
+	for name, b := range map[string]*BackupContext{"nil": nil, "zero": {}} {
+		if _, err := b.DatabaseNames(ctx); !errors.Is(err, ErrInvalidArg) {
+			t.Errorf("%s DatabaseNames: %v", name, err)
+		}
+		if _, err := b.OpenFile(ctx, "/x", 0); !errors.Is(err, ErrInvalidArg) {
+			t.Errorf("%s OpenFile: %v", name, err)
+		}
+		if err := b.End(ctx); !errors.Is(err, ErrInvalidArg) {
+			t.Errorf("%s End: %v", name, err)
+		}
+	}
+	var zeroF BackupFile
+	if _, err := zeroF.Read(make([]byte, 1)); !errors.Is(err, ErrInvalidArg) {
+		t.Errorf("zero BackupFile Read: %v", err)
+	}
+	if err := zeroF.Close(); err != nil {
+		t.Errorf("zero BackupFile Close: %v", err)
 	}
 }

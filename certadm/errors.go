@@ -23,8 +23,11 @@ var (
 	// principal lacks the role the operation needs. E_ACCESSDENIED 0x80070005.
 	ErrAccessDenied = errors.New("access denied")
 	// ErrUnauthenticated: the server did not accept the client certificate
-	// (unknown, revoked or expired credential). It also matches
-	// ErrAccessDenied. E_ACCESSDENIED 0x80070005.
+	// (not issued by the server's trust anchor, or expired, or for a
+	// principal the server does not know). It also matches
+	// ErrAccessDenied. A credential whose principal was revoked (certadm
+	// role revoke) passes the handshake and gets ErrAccessDenied alone.
+	// E_ACCESSDENIED 0x80070005.
 	ErrUnauthenticated = errors.New("not authenticated")
 	// ErrInvalidArg: an argument is malformed or out of range.
 	// E_INVALIDARG 0x80070057.

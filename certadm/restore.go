@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/certsrv/certsrv/internal/apierr"
 	"github.com/certsrv/certsrv/internal/datadir"
@@ -131,7 +132,10 @@ func (r *RestoreContext) RegisterThroughFile(path string) error {
 
 // RegisterComplete ends the registration (CertSrvRestoreRegisterComplete).
 // A nil status means the files are in place: hard recovery runs at the
-// next start of the CA. A non-nil status (the C hrRestoreState) records
+// next start of the CA. That is checked: when the restored database or one
+// of the backup log generations lowLog..highLog in backupLogPath is
+// missing, RegisterComplete(nil) fails with ErrInvalidArg naming it, and
+// the registration stays as it was. A non-nil status (the C hrRestoreState) records
 // that the restore failed: the CA keeps refusing to start until the restore
 // is run again to completion or cancelled (`certsrv restore --cancel`). It
 // fails with ErrInvalidBackupSequence before Register or when called twice.
@@ -166,7 +170,10 @@ func restoreError(op string, err error) error {
 	case errors.Is(err, restore.ErrInvalidArgument):
 		c = condInvalidArg
 	}
-	return newError(c, op, "%w", err)
+	e := newError(c, op, "%w", err)
+	// internal/restore's errors already start with the operation.
+	e.Message = strings.TrimPrefix(e.Message, op+": ")
+	return e
 }
 
 // String returns "full" for RestoreFull.

@@ -21,6 +21,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -557,9 +558,9 @@ func TestRestoreFunctionErrors(t *testing.T) {
 }
 
 func ExampleRestorePrepare() {
-	// A restore program has copied the backup's database to its new path
-	// and the backup's log generations 3..9 into restore/logs; it now
-	// registers them. The CA must be stopped.
+	// A restore program registers the backup's database and its log
+	// generations 3..9 for a stopped CA, copies them from the backup
+	// medium, and completes the restore.
 	dataDir, err := os.MkdirTemp("", "certsrv-restore-example")
 	if err != nil {
 		fmt.Println(err)
@@ -571,13 +572,28 @@ func ExampleRestorePrepare() {
 		fmt.Printf("error 0x%08X: %v\n", certadm.HRESULT(err), err)
 		return
 	}
+	newDB := filepath.Join(dataDir, "db", "Example CA.db")
+	logDir := filepath.Join(dataDir, "restore", "logs")
 	err = r.Register(filepath.Join(dataDir, "sys"), filepath.Join(dataDir, "log"),
 		[]certadm.RestoreMapEntry{{
 			DatabaseName:    "/var/lib/certsrv/db/Example CA.db", // from the set's certbkxp.dat
-			NewDatabaseName: filepath.Join(dataDir, "db", "Example CA.db"),
+			NewDatabaseName: newDB,
 		}},
-		filepath.Join(dataDir, "restore", "logs"), 3, 9)
+		logDir, 3, 9)
 	fmt.Println("register:", err)
+	// Completing before the files are in place is refused.
+	err = r.RegisterComplete(nil)
+	fmt.Printf("complete too early: 0x%08X %v\n", certadm.HRESULT(err), errors.Is(err, certadm.ErrInvalidArg))
+	// copyFromMedium stands for copying a file of the backup set.
+	copyFromMedium := func(path string) {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err == nil {
+			err = os.WriteFile(path, []byte("..."), 0o600)
+		}
+	}
+	copyFromMedium(newDB)
+	for gen := 3; gen <= 9; gen++ {
+		copyFromMedium(filepath.Join(logDir, fmt.Sprintf("ca%08X.log", gen)))
+	}
 	fmt.Println("complete:", r.RegisterComplete(nil))
 	fmt.Println("end:", r.End())
 
@@ -587,6 +603,7 @@ func ExampleRestorePrepare() {
 	fmt.Printf("second restore: 0x%08X %v\n", certadm.HRESULT(err), errors.Is(err, certadm.ErrRestoreInProgress))
 	// Output:
 	// register: <nil>
+	// complete too early: 0x80070057 true
 	// complete: <nil>
 	// end: <nil>
 	// second restore: 0xC7FF0004 true
@@ -621,4 +638,23 @@ func ExampleRestoreContext_RegisterComplete() {
 	// Output:
 	// <nil>
 	// 0xC8000209 true
+}
+
+// TestRestoreErrorsNameTheirOperationOnce: a restore error reads
+// "restore prepare: <why>", not "restore prepare: restore prepare: <why>".
+func TestRestoreErrorsNameTheirOperationOnce(t *testing.T) {
+	dataDir := t.TempDir()
+	r, err := certadm.RestorePrepare(dataDir, certadm.RestoreFull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.End()
+	_, err = certadm.RestorePrepare(dataDir, certadm.RestoreFull)
+	if err == nil || !strings.HasPrefix(err.Error(), "restore prepare: ") || strings.Count(err.Error(), "restore prepare") != 1 {
+		t.Fatalf("second prepare: %v", err)
+	}
+	err = r.RegisterComplete(nil)
+	if err == nil || strings.Count(err.Error(), "restore register complete") != 1 {
+		t.Fatalf("complete before register: %v", err)
+	}
 }

@@ -118,6 +118,18 @@ void test_restore(const char *live8, const char *stopped8)
     CHECK_HR(api.RestoreRegisterThroughFile(h, sysdir, logdir, &map, 1, backuplogs, 1, 2), S_OK, "RestoreRegisterThroughFile");
     CHECK(file_exists(through), "the registration was written to %s", through);
     CHECK(file_exists(record), "and to the data directory's record");
+    /* The backup's logs are not in place yet: completing is refused. */
+    CHECK_HR(api.RestoreRegisterComplete(h, S_OK), E_INVALIDARG, "RestoreRegisterComplete(S_OK) before the logs are copied");
+    for (int gen = 1; gen <= 2; gen++) {
+        char name[32];
+        snprintf(name, sizeof name, "ca%08X.log", gen);
+        char *p = path_join(backuplogs8, name);
+        FILE *f = fopen(p, "w");
+        CHECK(f != NULL, "copy %s", p);
+        if (f)
+            fclose(f);
+        free(p);
+    }
     CHECK_HR(api.RestoreRegisterComplete(h, S_OK), S_OK, "RestoreRegisterComplete(S_OK)");
     CHECK_HR(api.RestoreEnd(h), S_OK, "RestoreEnd");
 

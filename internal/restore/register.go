@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -144,6 +145,24 @@ func (g *Registration) Register(rec Record) error {
 	return nil
 }
 
+// filesInPlace checks that the files a completed registration promises
+// are there: the restored database and every backup log generation.
+func (r *Record) filesInPlace() error {
+	if fi, err := os.Stat(r.DatabasePath()); err != nil || !fi.Mode().IsRegular() {
+		return invalid("the restored database %s is not there: copy it before completing the restore", r.DatabasePath())
+	}
+	for gen := r.LowGen; ; gen++ {
+		p := filepath.Join(r.BackupLogDir, wal.FileName(r.LogBase, gen))
+		if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
+			return invalid("backup log generation %d (%s) is not there: copy generations %d..%d into %s before completing the restore",
+				gen, p, r.LowGen, r.HighGen, r.BackupLogDir)
+		}
+		if gen >= r.HighGen {
+			return nil
+		}
+	}
+}
+
 // checkLayout checks that a registration names the paths the CA of dir
 // uses.
 func checkLayout(dir datadir.Dir, cfg *datadir.Config, r *Record) error {
@@ -202,7 +221,10 @@ func (g *Registration) RegisterThroughFile(path string) error {
 // Recover). A non-nil status records the failure (state "failed"): the CA
 // keeps refusing to start, and the operator runs the restore again or
 // cancels it. Complete fails with ErrSequence before Register or after a
-// first Complete.
+// first Complete. A nil status is refused with ErrInvalidArgument, and the
+// registration stays as it was, when the restored files are not in place:
+// the database the restore map names, or one of the backup's log
+// generations LowGen..HighGen in BackupLogDir.
 func (g *Registration) Complete(status error) error {
 	const op = "restore register complete"
 	if err := g.usable(op); err != nil {
@@ -213,6 +235,11 @@ func (g *Registration) Complete(status error) error {
 	}
 	if g.done {
 		return fmt.Errorf("%s: %w: already completed", op, ErrSequence)
+	}
+	if status == nil {
+		if err := g.rec.filesInPlace(); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
 	}
 	r := g.rec.clone()
 	r.Completed = time.Now().UTC()

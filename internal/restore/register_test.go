@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/certsrv/certsrv/internal/datadir"
+	"github.com/certsrv/certsrv/internal/wal"
 )
 
 // initializedDir returns a stopped CA's data directory.
@@ -18,6 +19,14 @@ func initializedDir(t *testing.T) datadir.Dir {
 	s := newSource(t)
 	s.stop()
 	return s.dir
+}
+
+// placeFile writes a file at p, making its directory, as a restore
+// program's copy from the backup medium would.
+func placeFile(t *testing.T, p string) {
+	t.Helper()
+	must(t, os.MkdirAll(filepath.Dir(p), 0o700), "mkdir")
+	must(t, os.WriteFile(p, []byte("copied"), 0o600), "write "+p)
 }
 
 // recordFor returns a registration for dir's own layout.
@@ -66,6 +75,21 @@ func TestRegistrationLifeCycle(t *testing.T) {
 	must(t, err, "read the file registration")
 	if !reflect.DeepEqual(fromFile, rec) {
 		t.Fatalf("the file registration differs:\n%+v\n%+v", fromFile, rec)
+	}
+	// The backup's logs are not in place yet (the database is: the
+	// directory holds the CA's own): completing is refused, naming the
+	// first missing generation, and the registration stays.
+	for _, place := range [][]uint32{{2, 4}, {3}} {
+		err := g.Complete(nil)
+		if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), wal.FileName("ca", place[0])) {
+			t.Fatalf("complete without generation %d: %v", place[0], err)
+		}
+		if rec, _ := Pending(dir); rec == nil || rec.State != StateRegistered {
+			t.Fatalf("a refused complete changed the record: %+v", rec)
+		}
+		for _, gen := range place {
+			placeFile(t, filepath.Join(dir.RestoreDir(), "logs", wal.FileName("ca", gen)))
+		}
 	}
 	must(t, g.Complete(nil), "complete")
 	if err := g.Complete(nil); !errors.Is(err, ErrSequence) {
