@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -322,5 +324,41 @@ func TestServeDynamicFilesFollowTheBoundAddress(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("fetch %s: %s", f.GetUrl(), resp.Status)
 		}
+	}
+}
+
+// TestRefusedRestoreLeavesNoTrace: a restore refused before it changes
+// anything leaves a target that did not exist absent and an empty one
+// empty; recover names a data directory that does not exist instead of
+// creating it.
+func TestRefusedRestoreLeavesNoTrace(t *testing.T) {
+	root := t.TempDir()
+	set := filepath.Join(root, "not-a-set")
+	if err := os.MkdirAll(set, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	absent := filepath.Join(root, "absent")
+	empty := filepath.Join(root, "empty")
+	if err := os.Mkdir(empty, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{absent, empty} {
+		code, _, stderr := runCertsrv(t, "restore", set, "--data", target)
+		if code != 1 || stderr == "" {
+			t.Fatalf("restore of a non-set into %s: exit %d, %q", target, code, stderr)
+		}
+	}
+	if _, err := os.Stat(absent); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a refused restore created %s: %v", absent, err)
+	}
+	if entries, err := os.ReadDir(empty); err != nil || len(entries) != 0 {
+		t.Errorf("a refused restore left %v in %s (%v)", entries, empty, err)
+	}
+	code, _, stderr := runCertsrv(t, "recover", "--data", absent)
+	if code != 1 || !strings.Contains(stderr, "no data directory "+absent) {
+		t.Fatalf("recover of a missing directory: exit %d, %q", code, stderr)
+	}
+	if _, err := os.Stat(absent); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("recover created %s: %v", absent, err)
 	}
 }

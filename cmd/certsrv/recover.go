@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -28,6 +29,9 @@ stopped. Without a pending restore there is nothing to do.`,
 			dir, err := a.dir()
 			if err != nil {
 				return err
+			}
+			if _, err := os.Stat(dir.Root); err != nil {
+				return fmt.Errorf("no data directory %s: %w", dir.Root, err)
 			}
 			l, err := lock(dir)
 			if err != nil {

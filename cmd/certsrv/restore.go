@@ -1,7 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -93,6 +96,7 @@ func (a *app) restore(cmd *cobra.Command, setDir string, f *restoreFlags) error 
 	if err != nil {
 		return err
 	}
+	undo := newTargetUndo(dir.Root)
 	rep, err := restore.Restore(cmd.Context(), restore.Options{
 		SetDir:     abs,
 		Dir:        dir,
@@ -104,6 +108,7 @@ func (a *app) restore(cmd *cobra.Command, setDir string, f *restoreFlags) error 
 		Logger:     logger,
 	})
 	if err != nil {
+		undo.run()
 		return err
 	}
 	out := a.stdout
@@ -135,6 +140,44 @@ func (a *app) restore(cmd *cobra.Command, setDir string, f *restoreFlags) error 
 		fmt.Fprintf(out, "A new admin credential is written to %s during recovery.\n", dir.AdminDir())
 	}
 	return nil
+}
+
+// targetUndo removes what a failed restore made in a data directory that
+// did not exist, or was empty, before it: a refused restore leaves the
+// target as it was (a data directory holding files is restore's own to
+// keep as it was).
+type targetUndo struct {
+	root    string
+	existed bool
+	empty   bool
+}
+
+func newTargetUndo(root string) targetUndo {
+	u := targetUndo{root: root}
+	entries, err := os.ReadDir(root)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err == nil:
+		u.existed, u.empty = true, len(entries) == 0
+	default:
+		u.existed = true
+	}
+	return u
+}
+
+func (u targetUndo) run() {
+	switch {
+	case !u.existed:
+		os.RemoveAll(u.root)
+	case u.empty:
+		entries, err := os.ReadDir(u.root)
+		if err != nil {
+			return
+		}
+		for _, e := range entries {
+			os.RemoveAll(filepath.Join(u.root, e.Name()))
+		}
+	}
 }
 
 func (a *app) cancelRestore() error {

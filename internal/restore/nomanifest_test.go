@@ -22,6 +22,7 @@ import (
 	"github.com/certsrv/certsrv/internal/backup"
 	"github.com/certsrv/certsrv/internal/backupset"
 	"github.com/certsrv/certsrv/internal/backuptest"
+	"github.com/certsrv/certsrv/internal/ca"
 	"github.com/certsrv/certsrv/internal/datadir"
 	"github.com/certsrv/certsrv/internal/fsutil"
 	"github.com/certsrv/certsrv/internal/service"
@@ -86,7 +87,10 @@ func writeExampleSet(t *testing.T) *exampleSet {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	must(t, err, "request key")
 	dumped := make(chan *store.Dump, 1)
+	// An Ed25519 CA: a set without configuration must not restore into a
+	// configuration that names the default key type.
 	srv := testserver.Start(t,
+		testserver.WithKeyType(ca.KeyEd25519),
 		testserver.WithConfig(func(c *datadir.Config) { c.LogSegmentSize = 64 << 10 }),
 		testserver.WithBackup(func(c *service.CA) certsrvv1.BackupServer {
 			s, err := backuptest.New(c)
@@ -225,6 +229,9 @@ func TestRestoreSetWithoutManifest(t *testing.T) {
 			rec.LowGen != es.gens[0] || rec.HighGen != es.gens[len(es.gens)-1] || rec.State != StateComplete {
 			t.Fatalf("report: CA %q, new host %v, key restored %v, config note %q, record %+v",
 				rep.CAName, rep.NewHost, rep.KeyRestored, rep.ConfigNote, rec)
+		}
+		if cfg, err := target.LoadConfig(); err != nil || cfg.KeyType != string(ca.KeyEd25519) {
+			t.Fatalf("the configuration written for the restored Ed25519 CA: %+v, %v", cfg, err)
 		}
 		_, err = Recover(ctx, target, RecoverOptions{Logger: testLogger(t), afterSave: stopAt(StateReplayed)})
 		if !errors.Is(err, errStopped) {

@@ -3,6 +3,7 @@ package restore
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -147,10 +148,13 @@ type restorePlan struct {
 	config []byte // the set's certsrv.json to write; nil to keep the target's
 	// defaultConfig is written when the target and the set have none.
 	defaultConfig *datadir.Config
-	p12           []byte // key file to install; nil to keep the target's key
-	dbPath        string
-	logsDir       string
-	staged        string // the copy of the database snapshot in restore/incoming/
+	// caCert is the CA certificate the restored CA will use (the target's
+	// or the set's key file's), when chooseKey read it.
+	caCert  *x509.Certificate
+	p12     []byte // key file to install; nil to keep the target's key
+	dbPath  string
+	logsDir string
+	staged  string // the copy of the database snapshot in restore/incoming/
 }
 
 // stageDatabase starts copying the set's database snapshot to
@@ -349,6 +353,11 @@ func (pl *restorePlan) chooseKey(dir datadir.Dir, password string) error {
 	_, keyErr := os.Stat(dir.CAKeyPath())
 	if certErr == nil && keyErr == nil {
 		// checkTarget verified that the certificate is the set's.
+		if b, err := os.ReadFile(dir.CACertPath()); err == nil {
+			if certs, err := ca.ParseCertsPEM(b); err == nil {
+				pl.caCert = certs[0]
+			}
+		}
 		return nil
 	}
 	var keyFile string
@@ -386,6 +395,7 @@ func (pl *restorePlan) chooseKey(dir datadir.Dir, password string) error {
 			keyFile, got, whose, m.CA.CertSHA256, ErrKeyMismatch)
 	}
 	pl.p12 = p12
+	pl.caCert = cert
 	pl.report.KeyRestored = true
 	return nil
 }
@@ -423,6 +433,13 @@ func (pl *restorePlan) apply(ctx context.Context, opts Options, rep *Report, log
 		}
 	}
 	if pl.defaultConfig != nil {
+		// The configuration names the CA key's type (certsrv init's
+		// --key); the default's must not contradict the key restored.
+		if pl.caCert != nil {
+			if kt, _, err := ca.KeyTypeOf(pl.caCert.PublicKey); err == nil {
+				pl.defaultConfig.KeyType = string(kt)
+			}
+		}
 		if err := dir.SaveConfig(pl.defaultConfig); err != nil {
 			return fmt.Errorf("write configuration: %w", err)
 		}
