@@ -40,12 +40,19 @@ certificates known when it was published, and the database must agree with
 itself. The temporary directory is always removed.
 
 A report with one line per check is printed (--json: one JSON object, for
-machines). Unless --no-write, the outcome is recorded in DIR/verified.json
-(time, tool version, outcome, summary), so a later verify can say when the
-set was last proven restorable.
+machines). A check whose file failed its own check is reported as not
+checked, never as ok. Unless --no-write, the outcome is recorded in
+DIR/verified.json (time, tool version, outcome, summary), so a later verify
+can say when the set was last proven restorable.
 
-Exit status: 0 the set verified, 1 it did not (or could not be read), 2 the
-command line was wrong.`,
+A problem of this machine rather than of the set (the temporary directory
+cannot be made or written, it runs out of space, the command is
+interrupted) is no verdict: the report says NOT VERIFIED ("outcome":
+"error" in --json), the error says "could not verify DIR", and
+DIR/verified.json is left as it was.
+
+Exit status: 0 the set verified, 1 it did not (or could not be read or
+verified here), 2 the command line was wrong.`,
 		Args: cobra.ExactArgs(1),
 		RunE: a.action(func(ctx context.Context, args []string) error {
 			return runVerify(ctx, a, args[0], f)
@@ -59,14 +66,17 @@ command line was wrong.`,
 }
 
 // runVerify verifies dir, records the outcome in it unless asked not to,
-// and prints the report. A set that did not verify is an error (exit 1).
+// and prints the report. A set that did not verify is an error (exit 1);
+// so is a verification that reached no verdict (*verify.EnvironmentError),
+// which is not recorded.
 func runVerify(ctx context.Context, a *app, dir string, f verifyFlags) error {
 	rep, verr := verify.Verify(ctx, dir, verify.Options{TempDir: f.tempDir})
 	var failed *verify.FailedError
-	if verr != nil && !errors.As(verr, &failed) {
-		return verr // the context ended
+	verdict := verr == nil || errors.As(verr, &failed)
+	if !verdict && !errors.Is(verr, verify.ErrNotVerified) {
+		return verr
 	}
-	if !f.noWrite && !errors.Is(verr, verify.ErrNotASet) {
+	if verdict && !f.noWrite && !errors.Is(verr, verify.ErrNotASet) {
 		if err := verify.WriteRecord(dir, verify.NewRecord(rep, toolVersion())); err != nil {
 			fmt.Fprintf(a.stderr, "certadm: warning: the outcome was not recorded in the set: %v (use --no-write on read-only media)\n", err)
 		}

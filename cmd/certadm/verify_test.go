@@ -2,14 +2,17 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/certsrv/certsrv/internal/backupset"
 	"github.com/certsrv/certsrv/internal/verify"
@@ -18,6 +21,8 @@ import (
 // verifyJSON is the part of certadm verify --json the tests read.
 type verifyJSON struct {
 	OK       bool   `json:"ok"`
+	Outcome  string `json:"outcome"`
+	Error    string `json:"error"`
 	Manifest bool   `json:"manifest"`
 	CA       string `json:"ca"`
 	Replay   struct {
@@ -39,6 +44,7 @@ type verifyJSON struct {
 		Outcome string `json:"outcome"`
 		Tool    string `json:"tool"`
 	} `json:"last_verified"`
+	Unchanged bool `json:"unchanged_since_last_verified"`
 }
 
 // backedUpSet takes a full backup, then two incremental ones, of a fresh
@@ -219,5 +225,278 @@ func TestVerifyProcessExitStatus(t *testing.T) {
 	}
 	if code, out := status(); code != 1 || !strings.Contains(out, "extra.txt") {
 		t.Fatalf("extra file: exit %d\n%s", code, out)
+	}
+}
+
+// copySetDir copies the set src into a new directory and returns it.
+func copySetDir(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "set")
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o700)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o600)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// verifyChecks is the order of certadm verify's checks.
+var verifyChecks = []string{"manifest", "files", "restore map", "database snapshot", "log chain", "configuration",
+	"trial restore", "integrity", "CA certificate", "certificates", "CRLs", "counts"}
+
+// checkStatusList gives each check its status in the JSON report: "ok" for
+// the file checks, "skipped" from the trial restore on, except those named.
+func checkStatusList(except map[string]string) string {
+	var out []string
+	for i, n := range verifyChecks {
+		st := "ok"
+		if i >= 6 {
+			st = "skipped"
+		}
+		if s, ok := except[n]; ok {
+			st = s
+		}
+		out = append(out, n+"="+st)
+	}
+	return strings.Join(out, ", ")
+}
+
+// gotStatusList formats the checks of a JSON report like checkStatusList.
+func gotStatusList(j verifyJSON) string {
+	var out []string
+	for _, c := range j.Checks {
+		out = append(out, c.Name+"="+c.Status)
+	}
+	return strings.Join(out, ", ")
+}
+
+// reportLine formats a check's line of the text report.
+func reportLine(status, name, detail string) string {
+	return fmt.Sprintf("  %s  %-18s %s", status, name, detail)
+}
+
+// hasReportLine reports whether out holds line exactly, as a whole line.
+func hasReportLine(out, line string) bool {
+	for _, l := range strings.Split(out, "\n") {
+		if l == line {
+			return true
+		}
+	}
+	return false
+}
+
+// TestVerifyDamagedSetCheckLines damages copies of a verified set with a
+// manifest and checks each check's line and JSON status: a check whose file
+// failed its file check is never ok, a missing log generation is a gap in
+// the log chain, the last-verified line does not call the set unchanged,
+// and verified.json records the failure.
+func TestVerifyDamagedSetCheckLines(t *testing.T) {
+	isolate(t)
+	src := backedUpSet(t)
+	mustCLI(t, "verify", src)
+	prev, err := verify.ReadRecord(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, err := filepath.Glob(filepath.Join(src, backupset.DatabaseDir, "ca*.log"))
+	if err != nil || len(logs) < 3 {
+		t.Fatalf("logs %v, %v", logs, err)
+	}
+	dbs, err := filepath.Glob(filepath.Join(src, backupset.DatabaseDir, "*.db"))
+	if err != nil || len(dbs) != 1 {
+		t.Fatalf("databases %v, %v", dbs, err)
+	}
+	rel := func(p string) string { return backupset.DatabaseDir + "/" + filepath.Base(p) }
+	mid, last, db := rel(logs[len(logs)/2]), rel(logs[len(logs)-1]), rel(dbs[0])
+	lastSize := int64(0)
+	if fi, err := os.Stat(logs[len(logs)-1]); err == nil {
+		lastSize = fi.Size()
+	}
+	lastVerified := "last verified: " + prev.Time.Format(time.RFC3339) + " by " + prev.Tool + ": ok; this run found the set damaged"
+	cases := []struct {
+		name     string
+		damage   func(t *testing.T, dir string)
+		statuses map[string]string
+		lines    []string // exact lines of the text report
+		prefixes []string // lines of the text report, by their beginning
+		problems []string // problems verified.json records, by their beginning
+	}{
+		{"middle log generation deleted", func(t *testing.T, dir string) {
+			if err := os.Remove(filepath.Join(dir, filepath.FromSlash(mid))); err != nil {
+				t.Fatal(err)
+			}
+		}, map[string]string{"files": "failed", "log chain": "failed"},
+			[]string{reportLine("FAIL", "files", "1 problem"), "          - " + mid + ": file missing from backup set",
+				reportLine("FAIL", "log chain", "1 problem")},
+			[]string{"          - " + mid + ": backup chain gap: ", reportLine("ok  ", "database snapshot", db+" reflects LSN ")},
+			[]string{mid + ": file missing from backup set", mid + ": backup chain gap: "}},
+		{"last log generation truncated by 100 bytes", func(t *testing.T, dir string) {
+			if err := os.Truncate(filepath.Join(dir, filepath.FromSlash(last)), lastSize-100); err != nil {
+				t.Fatal(err)
+			}
+		}, map[string]string{"files": "failed", "log chain": "skipped"},
+			[]string{reportLine("skip", "log chain", "not checked: "+last+" failed its file check; the other generations showed no problem"),
+				fmt.Sprintf("          - %s: file truncated: expected %d bytes, found %d bytes", last, lastSize, lastSize-100)},
+			nil,
+			[]string{fmt.Sprintf("%s: file truncated: expected %d bytes, found %d bytes", last, lastSize, lastSize-100)}},
+		{"one byte of the database flipped", func(t *testing.T, dir string) {
+			p := filepath.Join(dir, filepath.FromSlash(db))
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[len(b)/2] ^= 0x01
+			if err := os.WriteFile(p, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, map[string]string{"files": "failed", "database snapshot": "skipped"},
+			[]string{reportLine("skip", "database snapshot", "not checked: "+db+" failed its file check")},
+			[]string{"          - " + db + ": file digest mismatch: ", reportLine("ok  ", "log chain", "")},
+			[]string{db + ": file digest mismatch: "}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := copySetDir(t, src)
+			c.damage(t, dir)
+
+			code, out, errOut := cli(t, "verify", "--json", "--no-write", dir)
+			var j verifyJSON
+			if err := json.Unmarshal([]byte(out), &j); err != nil || code != exitError {
+				t.Fatalf("verify --json: exit %d, %v\n%s%s", code, err, out, errOut)
+			}
+			if got, want := gotStatusList(j), checkStatusList(c.statuses); got != want {
+				t.Errorf("JSON checks\n got %s\nwant %s", got, want)
+			}
+			if j.OK || j.Outcome != "failed" || j.Error != "" || j.Unchanged || j.LastVerified == nil || j.LastVerified.Outcome != "ok" {
+				t.Errorf("JSON report: ok %t, outcome %q, error %q, unchanged %t, last verified %+v", j.OK, j.Outcome, j.Error, j.Unchanged, j.LastVerified)
+			}
+
+			code, out, errOut = cli(t, "verify", dir)
+			if code != exitError || !strings.Contains(errOut, "failed verification") || strings.Contains(errOut, "could not verify") {
+				t.Errorf("exit %d\n%s", code, errOut)
+			}
+			for _, l := range append(c.lines, lastVerified) {
+				if !hasReportLine(out, l) {
+					t.Errorf("the report lacks the line\n%q\n%s", l, out)
+				}
+			}
+			for _, p := range c.prefixes {
+				if !strings.Contains(out, "\n"+p) {
+					t.Errorf("the report lacks a line beginning\n%q\n%s", p, out)
+				}
+			}
+			if strings.Contains(out, "unchanged since") {
+				t.Errorf("the report calls the damaged set unchanged:\n%s", out)
+			}
+			rec, err := verify.ReadRecord(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Outcome != verify.OutcomeFailed || len(rec.Problems) != len(c.problems) {
+				t.Fatalf("verified.json: outcome %q, problems %q", rec.Outcome, rec.Problems)
+			}
+			for i, p := range c.problems {
+				if !strings.HasPrefix(rec.Problems[i], p) {
+					t.Errorf("verified.json problem %d: %q, want it to begin %q", i, rec.Problems[i], p)
+				}
+			}
+		})
+	}
+}
+
+// TestVerifyTempDirProblemIsNotAVerdict verifies a good set with a
+// temporary directory that does not exist, and with a timeout that has
+// passed: exit 1 with "could not verify", outcome "error" in JSON, and
+// verified.json left as it was (or not written).
+func TestVerifyTempDirProblemIsNotAVerdict(t *testing.T) {
+	isolate(t)
+	dir := backedUpSet(t)
+	mustCLI(t, "verify", dir)
+	recPath := filepath.Join(dir, backupset.VerifiedFile)
+	before, err := os.ReadFile(recPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev, err := verify.ReadRecord(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	absent := filepath.Join(t.TempDir(), "absent")
+	unchanged := func(when string) {
+		t.Helper()
+		after, err := os.ReadFile(recPath)
+		if err != nil || !bytes.Equal(after, before) {
+			t.Errorf("%s: verified.json changed (%v):\n%s", when, err, after)
+		}
+	}
+
+	code, out, errOut := cli(t, "verify", "--temp-dir", absent, dir)
+	wantErr := "certadm: could not verify " + dir + ": trial restore: make a temporary directory under " + absent + ": "
+	if code != exitError || !strings.HasPrefix(errOut, wantErr) || strings.Contains(errOut, "failed verification") {
+		t.Errorf("exit %d, stderr %q; want it to begin %q", code, errOut, wantErr)
+	}
+	if strings.Count(out, "\n  ok  ") != 6 || strings.Count(out, "\n  skip  ") != 6 || strings.Contains(out, "FAIL") ||
+		!strings.Contains(out, "\n"+reportLine("skip", "trial restore", "not run: make a temporary directory under "+absent+": ")) ||
+		!hasReportLine(out, reportLine("skip", "integrity", "not run: the trial restore could not run here")) ||
+		!strings.Contains(out, "\nresult: NOT VERIFIED (a problem of this machine, no verdict on the set), in ") ||
+		!hasReportLine(out, "last verified: "+prev.Time.Format(time.RFC3339)+" by "+prev.Tool+": ok (this run reached no verdict)") {
+		t.Errorf("report:\n%s", out)
+	}
+	unchanged("text")
+
+	code, out, _ = cli(t, "verify", "--json", "--temp-dir", absent, dir)
+	var j verifyJSON
+	if err := json.Unmarshal([]byte(out), &j); err != nil || code != exitError {
+		t.Fatalf("verify --json: exit %d, %v\n%s", code, err, out)
+	}
+	if got, want := gotStatusList(j), checkStatusList(nil); got != want {
+		t.Errorf("JSON checks\n got %s\nwant %s", got, want)
+	}
+	if j.OK || j.Outcome != "error" || !strings.HasPrefix(j.Error, "could not verify "+dir+": ") || len(j.Problems) != 0 ||
+		j.Unchanged || j.LastVerified == nil || j.LastVerified.Outcome != "ok" {
+		t.Errorf("JSON report %+v", j)
+	}
+	unchanged("--json")
+
+	// An interrupted verification (here by --timeout) is no verdict either.
+	code, out, errOut = cli(t, "--timeout", "1ns", "verify", dir)
+	wantErr = "certadm: could not verify " + dir + ": verification interrupted: " + context.DeadlineExceeded.Error()
+	if code != exitError || !strings.HasPrefix(errOut, wantErr) ||
+		!strings.Contains(out, "\nresult: NOT VERIFIED (a problem of this machine, no verdict on the set), in ") ||
+		!hasReportLine(out, "last verified: "+prev.Time.Format(time.RFC3339)+" by "+prev.Tool+": ok (this run reached no verdict)") {
+		t.Errorf("--timeout 1ns: exit %d\n%s%s", code, out, errOut)
+	}
+	unchanged("--timeout")
+
+	// The next verification that can run finds the record as it was.
+	out = mustCLI(t, "verify", "--no-write", dir)
+	if !hasReportLine(out, "last verified: "+prev.Time.Format(time.RFC3339)+" by "+prev.Tool+": ok (the set is unchanged since)") {
+		t.Errorf("report after:\n%s", out)
+	}
+
+	// Without a previous record none is written.
+	if err := os.Remove(recPath); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := cli(t, "verify", "--temp-dir", absent, dir); code != exitError {
+		t.Errorf("exit %d", code)
+	}
+	if _, err := os.Stat(recPath); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("verified.json written for a verification without a verdict: %v", err)
 	}
 }

@@ -196,6 +196,11 @@ func TestCorruptionCatalogue(t *testing.T) {
 			os.Truncate(path(dir, db.Path), db.Size-4096)
 			setEntry(t, dir, db.Path)
 		}, []error{ErrSizeMismatch, ErrTruncated}},
+		{"log generation missing from the set", func(t *testing.T, dir string, _ *source, m *Manifest) {
+			// The manifest still lists it: a missing file and a gap in the
+			// chain.
+			os.Remove(path(dir, lastLog(m).Path))
+		}, []error{ErrMissingFile, ErrChainGap}},
 		{"log generation removed from set and manifest", func(t *testing.T, dir string, _ *source, m *Manifest) {
 			l := lastLog(m)
 			os.Remove(path(dir, l.Path))
@@ -255,5 +260,16 @@ func TestVerifyReportsEveryProblem(t *testing.T) {
 	var fe *FileError
 	if !errors.As(err, &fe) || fe.Path == "" {
 		t.Errorf("no FileError with a path in %v", err)
+	}
+	// The files that failed their own check, in manifest order; the stray
+	// file is not a set file.
+	var want []string
+	for _, f := range m.Files {
+		if f.Kind == KindDynamic || f.Kind == KindConfig {
+			want = append(want, f.Path)
+		}
+	}
+	if !slices.Equal(rep.FailedFiles, want) {
+		t.Errorf("failed files %q, want %q", rep.FailedFiles, want)
 	}
 }

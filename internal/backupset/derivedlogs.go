@@ -3,6 +3,7 @@ package backupset
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -16,7 +17,7 @@ const maxMissingListed = 16
 // verifyDerivedLogs checks the log generations of a derived set as one
 // chain of the database's log set that continues the snapshot (see
 // Verify). It sets rep's generation range and last LSN.
-func (s *Set) verifyDerivedLogs(ctx context.Context, bad map[string]bool, rep *Report, problem func(error)) {
+func (s *Set) verifyDerivedLogs(ctx context.Context, bad map[string]error, rep *Report, problem func(error)) {
 	m := s.m
 	base := m.CA.LogBase
 	gens := logGens(m.Files, base)
@@ -35,8 +36,12 @@ func (s *Set) verifyDerivedLogs(ctx context.Context, bad map[string]bool, rep *R
 	}
 	skip := map[uint32]bool{}
 	for i, g := range gens {
-		if bad[DatabaseDir+"/"+wal.FileName(base, g)] {
+		if err := bad[DatabaseDir+"/"+wal.FileName(base, g)]; err != nil {
 			skip[g] = true
+			if errors.Is(err, ErrMissingFile) {
+				// Removed after Derive read the set.
+				problem(missingGenGap(-1, g))
+			}
 		}
 		if i == 0 || g == gens[i-1]+1 || g-gens[i-1]-1 > maxMissingListed {
 			continue

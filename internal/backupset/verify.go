@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -39,6 +40,12 @@ type Report struct {
 	// Problems lists every problem found, in the order found; each matches
 	// one of the package's sentinels.
 	Problems []error
+	// FailedFiles lists the set files (relative, slash-separated, in the
+	// order of the manifest or of Derive) that failed their own check:
+	// missing, of another size or SHA-256, or unreadable. Their problems
+	// are in Problems. No later check read them: a check whose input is
+	// among them was not done for that file.
+	FailedFiles []string
 }
 
 // OK reports whether Verify found no problem.
@@ -59,7 +66,9 @@ func (r *Report) OK() bool { return len(r.Problems) == 0 }
 //     a gap (ErrChainGap), each carries the set's log-set signature
 //     (ErrForeignLog), holds the generation its name says (ErrLogOrder)
 //     and verifies with its chain to the one before (ErrLogCorrupt), and
-//     each backup's LSN range is what its logs hold (ErrManifestMismatch).
+//     each backup's LSN range is what its logs hold (ErrManifestMismatch);
+//     a listed generation whose file is missing breaks the chain there
+//     (ErrChainGap, besides the file's ErrMissingFile).
 //
 // For a derived set (Derive) it checks what the files show:
 //   - every file Derive found is still present with the size it had
@@ -89,9 +98,10 @@ func (r *Report) OK() bool { return len(r.Problems) == 0 }
 //   - Config/certsrv.json, when present, parses and names the set's CA and
 //     log base (ErrConfig).
 //
-// A file that fails its size or digest check is not examined further. The
-// report is returned in every case; the error is a *VerifyError holding the
-// problems when there are any, or the context's error when ctx ended.
+// A file that fails its presence, size or digest check is not examined
+// further; the report lists it in FailedFiles. The report is returned in
+// every case; the error is a *VerifyError holding the problems when there
+// are any, or the context's error when ctx ended.
 func (s *Set) Verify(ctx context.Context) (*Report, error) {
 	m := s.m
 	rep := &Report{Dir: s.dir, Backups: len(m.Backups), HasManifest: s.HasManifest()}
@@ -122,7 +132,8 @@ func (s *Set) Verify(ctx context.Context) (*Report, error) {
 		verifyBackupChain(m, problem)
 	}
 
-	bad := map[string]bool{}
+	// bad holds the error of each file that failed its own check.
+	bad := map[string]error{}
 	kinds := map[Kind]string{}
 	errs := s.verifyFiles(ctx, m.Files)
 	if ctx.Err() != nil {
@@ -134,7 +145,8 @@ func (s *Set) Verify(ctx context.Context) (*Report, error) {
 		kinds[f.Kind] = f.Path
 		if errs[i] != nil {
 			problem(errs[i])
-			bad[f.Path] = true
+			bad[f.Path] = errs[i]
+			rep.FailedFiles = append(rep.FailedFiles, f.Path)
 		}
 	}
 	s.findExtraFiles(problem)
@@ -144,15 +156,15 @@ func (s *Set) Verify(ctx context.Context) (*Report, error) {
 	switch {
 	case kinds[KindRestoreMap] == "":
 		problem(&FileError{Path: rmRel, Err: fmt.Errorf("%w: the set holds no restore map", ErrMissingFile)})
-	case !bad[rmRel]:
+	case bad[rmRel] == nil:
 		s.verifyRestoreMap(db.Path, problem)
 	}
 	full := m.Backups[0]
 	rep.SnapshotLSN = full.SnapshotLSN
-	if !bad[db.Path] {
+	if bad[db.Path] == nil {
 		s.verifyDatabase(ctx, db, full, problem)
 	}
-	if cfg := kinds[KindConfig]; cfg != "" && !bad[cfg] {
+	if cfg := kinds[KindConfig]; cfg != "" && bad[cfg] == nil {
 		s.verifyConfig(cfg, problem)
 	}
 	if s.HasManifest() {
@@ -396,8 +408,9 @@ func (s *Set) verifyConfig(rel string, problem func(error)) {
 }
 
 // verifyLogs checks the log generations against the backups' ranges and
-// verifies them as one chain.
-func (s *Set) verifyLogs(ctx context.Context, bad map[string]bool, rep *Report, problem func(error)) {
+// verifies them as one chain. bad holds the files that failed their own
+// check: they are not read, and a missing one is a gap in the chain.
+func (s *Set) verifyLogs(ctx context.Context, bad map[string]error, rep *Report, problem func(error)) {
 	m := s.m
 	base := m.CA.LogBase
 	owner := map[uint32]int{}
@@ -408,10 +421,14 @@ func (s *Set) verifyLogs(ctx context.Context, bad map[string]bool, rep *Report, 
 		}
 		gen, _ := wal.ParseFileName(base, path.Base(f.Path))
 		owner[gen] = f.Backup
-		if bad[f.Path] {
+		b := m.Backups[f.Backup]
+		if err := bad[f.Path]; err != nil {
 			skip[gen] = true
+			if errors.Is(err, ErrMissingFile) {
+				problem(missingGenGap(f.Backup, gen))
+			}
 		}
-		if b := m.Backups[f.Backup]; gen < b.FirstGen || gen > b.LastGen {
+		if gen < b.FirstGen || gen > b.LastGen {
 			problem(chainErr(ErrManifestMismatch, f.Backup, gen, "outside the backup's generations %d..%d", b.FirstGen, b.LastGen))
 		}
 	}
@@ -450,4 +467,12 @@ func (s *Set) verifyLogs(ctx context.Context, bad map[string]bool, rep *Report, 
 				b.LastLSN, endLSN(last)))
 		}
 	}
+}
+
+// missingGenGap is the chain problem of log generation gen, whose file is
+// missing from the set: the records it held cannot be replayed, so the
+// chain of generations breaks there. backup is the index of the backup
+// the file belongs to (-1 when unknown).
+func missingGenGap(backup int, gen uint32) error {
+	return chainErr(ErrChainGap, backup, gen, "the generation's file is missing: the records it held cannot be replayed and the chain breaks there")
 }

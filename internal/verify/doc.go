@@ -76,7 +76,12 @@
 //	                   The report's Counts come from here.
 //
 // internal/backupset (Set.Verify) runs the first six checks; Verify files
-// each problem it reports under the check it belongs to.
+// each problem it reports under the check it belongs to. A file that fails
+// its own file check (missing, of another size or digest, unreadable) is
+// read by no later check: a check that needs it is reported as not
+// checked, naming the file ("not checked: DataBase/ca00000007.log failed
+// its file check"), unless it found problems of its own, and never as ok.
+// A missing log generation is also a gap in the log chain (ErrChainGap).
 //
 // The file checks and the trial restore run concurrently (the trial works
 // from the set's description while the file checks prove it); when a
@@ -86,6 +91,29 @@
 // the database, and is removed before Verify returns, whatever happened.
 // The restored database is read whole into memory for the CA checks
 // (store.DumpFile), so memory grows with the database.
+//
+// # No verdict
+//
+// A verification can fail for reasons of the machine running it rather
+// than of the set: the trial restore's temporary directory cannot be made
+// (absent, not a directory, not writable, a read-only file system), the
+// copy or SQLite's work on it runs out of space, quota or memory, or the
+// context ends. Verify then returns an *EnvironmentError matching
+// ErrNotVerified ("could not verify DIR: ..."), the report's Outcome is
+// OutcomeError, the trial restore and the checks after it are skipped and
+// no problem is charged to the set; NewRecord gives a record WriteRecord
+// refuses, so verified.json keeps the previous verification's outcome.
+// Which errors of the trial restore count as the machine's is decided by
+// environmental (trial.go): the context's errors; a file operation on a
+// path inside the temporary directory; ENOSPC, EDQUOT, EFBIG, EROFS,
+// ENOMEM, EMFILE, ENFILE; SQLite unable to open, lock, write, grow or
+// allocate the copy (SQLITE_CANTOPEN, SQLITE_FULL, SQLITE_READONLY,
+// SQLITE_PERM, SQLITE_NOMEM, SQLITE_NOLFS, SQLITE_IOERR except a short
+// read). Everything else stays a verdict: the set's files failing to read,
+// SQLite finding the copy corrupt or not a database, the replay refusing a
+// log record. Problems found in the set's files are a verdict even when
+// the trial restore then meets such a failure: the trial's outcome does
+// not count once a file check has failed.
 //
 // # Sets without a manifest
 //
@@ -130,7 +158,8 @@
 //	format             1
 //	time               when the verification ended, RFC 3339 UTC, seconds
 //	tool               the program and its version, e.g. "certadm v1.0.0 0123abcd4567"
-//	outcome            "ok" or "failed"
+//	outcome            "ok" or "failed" (a verification that reached no
+//	                   verdict is not recorded)
 //	manifest           whether the set had a manifest
 //	manifest_checksum  the manifest's checksum ("" without one)
 //	ca                 the CA's name ("" when the set could not be read)
@@ -147,18 +176,30 @@
 // fsynced. It is not part of the set's content: the manifest does not list
 // it, and a malformed one is reported as a note and replaced. A later
 // Verify reports it as LastVerified; Record.Describes says whether it
-// describes the set as it is now (the same manifest, files and last LSN).
+// describes the set as it is now: this run verified the set, the record's
+// outcome is ok, and both saw the same manifest, files and last LSN. The
+// text report's "last verified" line gives the record's time, tool and
+// outcome and then what this run found: "(the set is unchanged since)"
+// only when the record describes the set, "(the set has changed since)"
+// when this run verified a set the record does not describe, "; this run
+// found the set damaged" when this run found problems, "; this run found
+// no problem" after a failed record, and "(this run reached no verdict)".
 //
 // # JSON report
 //
-// Report.MarshalJSON gives one object: dir, ok, manifest,
-// manifest_checksum, ca, backups, files, bytes, first_generation,
+// Report.MarshalJSON gives one object: dir, ok, outcome ("ok", "failed",
+// or "error" when no verdict was reached), error (the *EnvironmentError's
+// message, "" otherwise), manifest, manifest_checksum, ca, backups, files,
+// bytes, first_generation,
 // last_generation, snapshot_lsn, replay {first_lsn, last_lsn, records},
 // counts {requests, pending, issued, denied, revoked, certificates, crls,
 // principals, backups}, checks [{name, status ("ok", "failed",
 // "skipped"), detail}], problems [{check, path, error}], notes, started,
 // duration_seconds, last_verified (the verified.json object or null) and
-// unchanged_since_last_verified.
+// unchanged_since_last_verified (Record.Describes: false whenever this
+// run did not verify the set). A check's status is "skipped" when it was
+// not run or, for a file check, not checked because a file it needs failed
+// its own check.
 //
 // # Tests
 //
@@ -166,7 +207,10 @@
 // take full and logs-only backups through the public certadm library and
 // internal/backupset while certificates are issued, revoked, released
 // from hold and CRLs published, then damage copies of the sets one way at
-// a time. BenchmarkVerify builds a set with the store engine and compares
-// Verify with `cat` on the same files; CERTSRV_VERIFY_BENCH_MB sets the
-// database size (default 256).
+// a time. The no-verdict tests give Verify a temporary directory that is
+// absent, a file or unwritable, and, where the system allows the test to
+// mount one (root), small tmpfs file systems that the snapshot copy or
+// SQLite's work on it does not fit; they skip otherwise. BenchmarkVerify
+// builds a set with the store engine and compares Verify with `cat` on the
+// same files; CERTSRV_VERIFY_BENCH_MB sets the database size (default 256).
 package verify

@@ -54,6 +54,14 @@ var (
 	ErrConfig = backupset.ErrConfig
 	// ErrRecord means verified.json cannot be read or is malformed.
 	ErrRecord = errors.New("verification record malformed")
+	// ErrNotVerified means the verification reached no verdict on the set
+	// because of the machine running it, not because of the set: the
+	// trial restore's temporary directory could not be made or written
+	// (absent, not writable, out of space), SQLite could not work on the
+	// copy there, or the context ended. It is never a Problem; Verify
+	// returns it inside an *EnvironmentError, and nothing may be recorded
+	// in verified.json.
+	ErrNotVerified = errors.New("could not verify")
 )
 
 // Problem is one thing Verify found wrong. Check names the check that
@@ -106,6 +114,25 @@ func (e *FailedError) Error() string {
 
 // Unwrap returns the problems.
 func (e *FailedError) Unwrap() []error { return e.Problems }
+
+// EnvironmentError is the error Verify returns when it reached no verdict
+// on the set in Dir (see ErrNotVerified): Op says in words what could not
+// be done, Path the local path involved ("" when none), Err the cause (the
+// context's error, an *fs.PathError, a SQLite error). errors.Is matches
+// ErrNotVerified and the cause's sentinels.
+type EnvironmentError struct {
+	Dir  string
+	Op   string
+	Path string
+	Err  error
+}
+
+func (e *EnvironmentError) Error() string {
+	return fmt.Sprintf("could not verify %s: %s: %v", e.Dir, e.Op, e.Err)
+}
+
+// Unwrap returns ErrNotVerified and the cause.
+func (e *EnvironmentError) Unwrap() []error { return []error{ErrNotVerified, e.Err} }
 
 // problemf builds a *Problem whose cause wraps sentinel with a message.
 func problemf(check, path string, sentinel error, format string, args ...any) *Problem {

@@ -18,10 +18,13 @@ import (
 // reads.
 const RecordFormat = 1
 
-// Outcomes a verification record holds.
+// Outcomes of a verification (Report.Outcome). A record holds only the
+// verdicts, OutcomeOK and OutcomeFailed: a verification that reached none
+// (OutcomeError) is not recorded.
 const (
 	OutcomeOK     = "ok"
 	OutcomeFailed = "failed"
+	OutcomeError  = "error"
 )
 
 // maxRecord bounds the size of a verified.json a reader accepts.
@@ -49,13 +52,15 @@ type Record struct {
 }
 
 // NewRecord returns the verification record of r; tool names the program
-// and its version (for example "certadm v1.2.0").
+// and its version (for example "certadm v1.2.0"). r must hold a verdict:
+// the record of a report whose Outcome is OutcomeError carries that
+// outcome, and WriteRecord refuses it (ErrRecord).
 func NewRecord(r *Report, tool string) *Record {
 	rec := &Record{
 		Format:           RecordFormat,
 		Time:             r.Started.Add(r.Duration).UTC().Truncate(time.Second),
 		Tool:             tool,
-		Outcome:          OutcomeOK,
+		Outcome:          r.Outcome(),
 		Manifest:         r.HasManifest,
 		ManifestChecksum: r.ManifestChecksum,
 		CAName:           r.CAName,
@@ -68,8 +73,7 @@ func NewRecord(r *Report, tool string) *Record {
 		DurationSeconds:  r.Duration.Round(time.Millisecond).Seconds(),
 		Problems:         []string{},
 	}
-	if !r.OK() {
-		rec.Outcome = OutcomeFailed
+	if rec.Outcome == OutcomeFailed {
 		for _, p := range r.Problems {
 			rec.Problems = append(rec.Problems, p.Error())
 		}
@@ -84,6 +88,8 @@ func (rec *Record) validate() error {
 		return fmt.Errorf("format %d, want %d", rec.Format, RecordFormat)
 	case rec.Time.IsZero():
 		return errors.New("no time")
+	case rec.Outcome == OutcomeError:
+		return errors.New("outcome error: a verification that reached no verdict is not recorded")
 	case rec.Outcome != OutcomeOK && rec.Outcome != OutcomeFailed:
 		return fmt.Errorf("outcome %q", rec.Outcome)
 	case rec.Outcome == OutcomeOK && len(rec.Problems) > 0:
@@ -92,11 +98,15 @@ func (rec *Record) validate() error {
 	return nil
 }
 
-// Describes reports whether rec is the record of a verification of the
-// set exactly as r found it: same manifest (or, without one, the same files
-// and log position).
+// Describes reports whether rec is the record of a successful
+// verification of the set exactly as r found it: r verified the set (its
+// outcome is ok, so every file matched the manifest), rec's outcome is ok
+// too, and both saw the same manifest (or, without one, the same files and
+// log position). A run that found problems or reached no verdict is
+// described by no record: nothing then shows the set unchanged.
 func (rec *Record) Describes(r *Report) bool {
-	return rec.Manifest == r.HasManifest && rec.ManifestChecksum == r.ManifestChecksum &&
+	return r.OK() && rec.Outcome == OutcomeOK &&
+		rec.Manifest == r.HasManifest && rec.ManifestChecksum == r.ManifestChecksum &&
 		rec.Files == r.Files && rec.Bytes == r.Bytes && rec.LastLSN == r.LastLSN
 }
 

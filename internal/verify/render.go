@@ -11,7 +11,8 @@ import (
 
 // WriteText writes the report for people: a heading, one line per check
 // (ok, FAIL or skip) with the problems it found beneath it, the notes, the
-// result and when the set was last verified before.
+// result (OK, FAILED, or NOT VERIFIED when no verdict was reached) and
+// when the set was last verified before.
 func (r *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
 	manifest := "no manifest"
@@ -50,32 +51,52 @@ func (r *Report) WriteText(w io.Writer) error {
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "note: %s\n", n)
 	}
-	if r.OK() {
+	switch r.Outcome() {
+	case OutcomeOK:
 		fmt.Fprintf(&b, "result: OK, restorable: %d files, %s, %d log records replayed onto the snapshot, %d certificates checked, in %s\n",
 			r.Files, byteWords(r.Bytes), r.Replayed, r.Counts.Certificates, r.Duration.Round(time.Millisecond))
-	} else {
+	case OutcomeFailed:
 		fmt.Fprintf(&b, "result: FAILED, %d problem%s, in %s\n", len(r.Problems), plural(len(r.Problems)), r.Duration.Round(time.Millisecond))
+	default:
+		found := ""
+		if n := len(r.Problems); n > 0 {
+			found = fmt.Sprintf(", %d problem%s found before it stopped", n, plural(n))
+		}
+		fmt.Fprintf(&b, "result: NOT VERIFIED (a problem of this machine, no verdict on the set)%s, in %s: %v\n",
+			found, r.Duration.Round(time.Millisecond), r.Err)
 	}
 	b.WriteString(r.lastVerifiedLine())
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-// lastVerifiedLine says when the set was verified before this run.
+// lastVerifiedLine says when the set was verified before this run, with
+// what outcome, and how that compares with this run. It claims the set
+// unchanged only when this run verified it and the record describes it
+// (Record.Describes).
 func (r *Report) lastVerifiedLine() string {
 	v := r.LastVerified
 	if v == nil {
 		return "last verified: never (no " + "verified.json" + ")\n"
 	}
-	same := "the set is unchanged since"
-	if !v.Describes(r) {
-		same = "the set has changed since"
-	}
 	tool := v.Tool
 	if tool == "" {
 		tool = "an unnamed tool"
 	}
-	return fmt.Sprintf("last verified: %s by %s: %s (%s)\n", v.Time.UTC().Format(timeFmt), tool, v.Outcome, same)
+	var now string
+	switch {
+	case r.Err != nil:
+		now = " (this run reached no verdict)"
+	case !r.OK():
+		now = "; this run found the set damaged"
+	case v.Describes(r):
+		now = " (the set is unchanged since)"
+	case v.Outcome == OutcomeFailed:
+		now = "; this run found no problem"
+	default:
+		now = " (the set has changed since)"
+	}
+	return fmt.Sprintf("last verified: %s by %s: %s%s\n", v.Time.UTC().Format(timeFmt), tool, v.Outcome, now)
 }
 
 // shortSum shortens a digest for display.
@@ -90,6 +111,8 @@ func shortSum(s string) string {
 type jsonReport struct {
 	Dir              string        `json:"dir"`
 	OK               bool          `json:"ok"`
+	Outcome          string        `json:"outcome"`
+	Error            string        `json:"error"`
 	Manifest         bool          `json:"manifest"`
 	ManifestChecksum string        `json:"manifest_checksum"`
 	CA               string        `json:"ca"`
@@ -145,13 +168,16 @@ type jsonProblem struct {
 func (r *Report) MarshalJSON() ([]byte, error) {
 	c := r.Counts
 	j := jsonReport{
-		Dir: r.Dir, OK: r.OK(), Manifest: r.HasManifest, ManifestChecksum: r.ManifestChecksum, CA: r.CAName,
+		Dir: r.Dir, OK: r.OK(), Outcome: r.Outcome(), Manifest: r.HasManifest, ManifestChecksum: r.ManifestChecksum, CA: r.CAName,
 		Backups: r.Backups, Files: r.Files, Bytes: r.Bytes, FirstGeneration: r.FirstGen, LastGeneration: r.LastGen,
 		SnapshotLSN: r.SnapshotLSN, Replay: jsonReplay{FirstLSN: r.FirstLSN, LastLSN: r.LastLSN, Records: r.Replayed},
 		Counts: jsonCounts{Requests: c.Requests, Pending: c.Pending, Issued: c.Issued, Denied: c.Denied, Revoked: c.Revoked,
 			Certificates: c.Certificates, CRLs: c.CRLs, Principals: c.Principals, Backups: c.Backups},
 		Checks: []jsonCheck{}, Problems: []jsonProblem{}, Notes: append([]string{}, r.Notes...),
 		Started: r.Started.UTC(), DurationSeconds: r.Duration.Seconds(), LastVerified: r.LastVerified,
+	}
+	if r.Err != nil {
+		j.Error = r.Err.Error()
 	}
 	if r.LastVerified != nil {
 		j.Unchanged = r.LastVerified.Describes(r)

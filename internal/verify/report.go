@@ -27,10 +27,13 @@ var checkOrder = []string{
 	CheckTrial, CheckIntegrity, CheckCACert, CheckCerts, CheckCRLs, CheckCounts,
 }
 
-// Check is the outcome of one check. OK is true when it ran and found no
-// problem; Skipped is true when it could not run because an earlier check
-// failed (OK is then false). Detail says in words what was checked or
-// why it was skipped; the problems themselves are in Report.Problems.
+// Check is the outcome of one check. OK is true when it ran on every file
+// it needs and found no problem; Skipped is true when it could not run
+// because an earlier check failed or the verification reached no verdict,
+// or when a file it needs failed its own file check and it found no
+// problem in the rest (OK is then false). Detail says in words what was
+// checked or why it was skipped; the problems themselves are in
+// Report.Problems.
 type Check struct {
 	Name    string
 	OK      bool
@@ -98,10 +101,28 @@ type Report struct {
 	// LastVerified is the verification record found in the set before this
 	// run (verified.json), or nil when there was none.
 	LastVerified *Record
+	// Err is the *EnvironmentError Verify returned when it reached no
+	// verdict on the set (see ErrNotVerified), nil otherwise. The checks
+	// that did not run are skipped; Problems holds what was found before.
+	Err error
 }
 
-// OK reports whether the set verified: no problem was found.
-func (r *Report) OK() bool { return len(r.Problems) == 0 }
+// OK reports whether the set verified: the verification reached a verdict
+// and found no problem.
+func (r *Report) OK() bool { return r.Err == nil && len(r.Problems) == 0 }
+
+// Outcome is OutcomeOK when the set verified, OutcomeFailed when problems
+// were found in it, and OutcomeError when the verification reached no
+// verdict (Err).
+func (r *Report) Outcome() string {
+	switch {
+	case r.Err != nil:
+		return OutcomeError
+	case len(r.Problems) > 0:
+		return OutcomeFailed
+	}
+	return OutcomeOK
+}
 
 // Check returns the check named name, and false when the report has none.
 func (r *Report) Check(name string) (Check, bool) {

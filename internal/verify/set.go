@@ -112,7 +112,11 @@ var layerChecks = []string{CheckManifest, CheckFiles, CheckRestoreMap, CheckData
 // verifySet checks the set with internal/backupset (against its manifest,
 // or from its files when it has none), files each problem under the check
 // it belongs to, explains replaced database and log files further, and
-// records what each check covered.
+// records what each check covered. A check is passed only when it read
+// every file it needs: one whose file failed its file check (missing, of
+// another size or digest, unreadable) is skipped, naming the file, unless
+// it found problems of its own (a missing log generation is a gap in the
+// chain).
 func verifySet(ctx context.Context, info *setInfo, cs *checks) error {
 	rep, err := info.set.Verify(ctx)
 	if ctxErr := ctx.Err(); ctxErr != nil {
@@ -133,33 +137,86 @@ func verifySet(ctx context.Context, info *setInfo, cs *checks) error {
 			}
 		}
 	}
+	failed := map[string]bool{}
+	var failedLogs []string
+	for _, rel := range rep.FailedFiles {
+		failed[rel] = true
+		if isLogRel(info, rel) {
+			failedLogs = append(failedLogs, rel)
+		}
+	}
+	// passUnless passes check name with detail when none of the files it
+	// read failed its file check, and skips it naming them otherwise.
+	passUnless := func(name, detail string, inputs []string, rest string) {
+		if len(inputs) == 0 {
+			cs.pass(name, detail)
+			return
+		}
+		cs.skip(name, "not checked: "+notCheckedWords(inputs)+rest)
+	}
+	only := func(rel string) []string {
+		if failed[rel] {
+			return []string{rel}
+		}
+		return nil
+	}
 	nLogs := int(info.lastGen - info.firstGen + 1)
+	logsRest := ""
+	if len(failedLogs) > 0 && len(failedLogs) < nLogs {
+		logsRest = "; the other generations showed no problem"
+	}
 	if info.hasManifest {
 		cs.pass(CheckManifest, fmt.Sprintf("format %d, checksum %s…, %s", backupset.ManifestFormat, info.manifestChecksum[:12], chainWords(info.backups)))
 		cs.pass(CheckFiles, fmt.Sprintf("%d files, %s: sizes and SHA-256 digests match the manifest, nothing missing or extra", rep.Files, byteWords(rep.Bytes)))
-		cs.pass(CheckDatabase, fmt.Sprintf("%s reflects LSN %d and carries the set's signatures", info.dbRel, info.snapshotLSN))
-		cs.pass(CheckLogs, fmt.Sprintf("%d generation%s %d..%d of log set %x, chained and continuous through LSN %d",
-			nLogs, plural(nLogs), info.firstGen, info.lastGen, info.logSig[:4], info.lastLSN))
+		passUnless(CheckDatabase, fmt.Sprintf("%s reflects LSN %d and carries the set's signatures", info.dbRel, info.snapshotLSN),
+			only(info.dbRel), "")
+		passUnless(CheckLogs, fmt.Sprintf("%d generation%s %d..%d of log set %x, chained and continuous through LSN %d",
+			nLogs, plural(nLogs), info.firstGen, info.lastGen, info.logSig[:4], info.lastLSN), failedLogs, logsRest)
 	} else {
 		cs.pass(CheckManifest, "absent: derived from the files")
 		cs.pass(CheckFiles, fmt.Sprintf("%d files, %s, all of the set layout (no digests to check without a manifest)", rep.Files, byteWords(rep.Bytes)))
-		cs.pass(CheckDatabase, fmt.Sprintf("%s reflects LSN %d, passes SQLite's quick_check; database signature %x, log set %x",
-			info.dbRel, info.snapshotLSN, info.dbSig[:4], info.logSig[:4]))
+		passUnless(CheckDatabase, fmt.Sprintf("%s reflects LSN %d, passes SQLite's quick_check; database signature %x, log set %x",
+			info.dbRel, info.snapshotLSN, info.dbSig[:4], info.logSig[:4]), only(info.dbRel), "")
 		span := fmt.Sprintf("from LSN %d through %d", info.snapshotLSN+1, info.lastLSN)
 		if info.lastLSN == info.snapshotLSN {
 			span = fmt.Sprintf("through the snapshot's LSN %d (no record after it)", info.snapshotLSN)
 		}
-		cs.pass(CheckLogs, fmt.Sprintf("%d generation%s %d..%d of the database's log set, chained and continuous %s",
-			nLogs, plural(nLogs), info.firstGen, info.lastGen, span))
+		passUnless(CheckLogs, fmt.Sprintf("%d generation%s %d..%d of the database's log set, chained and continuous %s",
+			nLogs, plural(nLogs), info.firstGen, info.lastGen, span), failedLogs, logsRest)
 	}
-	cs.pass(CheckRestoreMap, restoreMapRel+" parses, its checksum matches and it names "+path.Base(info.dbRel))
+	passUnless(CheckRestoreMap, restoreMapRel+" parses, its checksum matches and it names "+path.Base(info.dbRel), only(restoreMapRel), "")
 	if info.config == "" {
 		cs.pass(CheckConfig, "the set holds no "+backupset.ConfigDir+"/"+backupset.ConfigFile+
 			": a restore onto a new host writes the default configuration for CA "+strconv.Quote(info.caName))
 	} else {
-		cs.pass(CheckConfig, fmt.Sprintf("%s names CA %q and log base %q", info.config, info.caName, info.base))
+		passUnless(CheckConfig, fmt.Sprintf("%s names CA %q and log base %q", info.config, info.caName, info.base), only(info.config), "")
 	}
 	return nil
+}
+
+// isLogRel reports whether rel is the path of one of the set's log
+// generations.
+func isLogRel(info *setInfo, rel string) bool {
+	dir, name := path.Split(rel)
+	if strings.TrimSuffix(dir, "/") != backupset.DatabaseDir {
+		return false
+	}
+	_, ok := wal.ParseFileName(info.base, name)
+	return ok
+}
+
+// notCheckedWords names the files a check could not read because they
+// failed their file check.
+func notCheckedWords(rels []string) string {
+	const shown = 3
+	if len(rels) == 1 {
+		return rels[0] + " failed its file check"
+	}
+	names := strings.Join(rels[:min(len(rels), shown)], ", ")
+	if len(rels) > shown {
+		names += fmt.Sprintf(" and %d more", len(rels)-shown)
+	}
+	return names + " failed their file check"
 }
 
 // classify says which check a problem internal/backupset reported belongs

@@ -5,10 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/certsrv/certsrv/internal/backupset"
 	"github.com/certsrv/certsrv/internal/store"
@@ -27,6 +32,10 @@ type trialOutcome struct {
 	stage string
 	// cleanup is the error removing the temporary directory gave, if any.
 	cleanup error
+	// env, when not nil, is a failure of the machine running the trial
+	// (see environmental; Dir is left for the caller to fill): the trial
+	// found nothing about the set, and problems holds none of it.
+	env *EnvironmentError
 }
 
 // copyChunk is how much of the snapshot one copy step moves; the context
@@ -63,24 +72,42 @@ func trialInputOf(info *setInfo, tempDir string) trialInput {
 // writes into the set. The temporary directory is removed before runTrial
 // returns, whatever happened. The caller compares the replay's result
 // with the set's description.
+//
+// A failure of the machine rather than of the set (environmental: the
+// temporary directory cannot be made, written or grown, the context
+// ended) ends the trial with out.env set and no problem: it is no verdict
+// on the set.
 func runTrial(ctx context.Context, in trialInput, logger *slog.Logger) (out *trialOutcome) {
 	out = &trialOutcome{stage: "copy"}
 	fail := func(check, format string, args ...any) *trialOutcome {
 		out.problems = append(out.problems, problemf(check, "", ErrTrialRestore, format, args...))
 		return out
 	}
-	tmp, err := os.MkdirTemp(in.tempDir, "certsrv-verify-")
+	envFail := func(op, path string, err error) *trialOutcome {
+		out.env = &EnvironmentError{Op: op, Path: path, Err: err}
+		return out
+	}
+	parent := in.tempDir
+	if parent == "" {
+		parent = os.TempDir()
+	}
+	tmp, err := os.MkdirTemp(parent, "certsrv-verify-")
 	if err != nil {
-		return fail(CheckTrial, "make a temporary directory: %v", err)
+		// Whatever the reason (absent, not a directory, not writable, full),
+		// the temporary directory is the machine's, not the set's.
+		return envFail("trial restore: make a temporary directory under "+parent, parent, err)
 	}
 	defer func() { out.cleanup = os.RemoveAll(tmp) }()
 	dst := filepath.Join(tmp, trialDBName)
 	n, err := copySnapshot(ctx, in.dbPath, dst)
 	out.copied = n
 	if err != nil {
-		if errors.Is(err, ErrChanged) {
+		switch {
+		case errors.Is(err, ErrChanged):
 			out.problems = append(out.problems, &Problem{Check: CheckTrial, Path: in.dbRel, Err: err})
 			return out
+		case environmental(err, tmp):
+			return envFail("trial restore: copy "+in.dbRel+" into "+tmp, dst, err)
 		}
 		return fail(CheckTrial, "copy %s into %s: %v", in.dbRel, tmp, err)
 	}
@@ -96,6 +123,9 @@ func runTrial(ctx context.Context, in trialInput, logger *slog.Logger) (out *tri
 	})
 	out.replay = res
 	if err != nil {
+		if environmental(err, tmp) {
+			return envFail("trial restore: replay the set's log records onto the copy in "+tmp, dst, err)
+		}
 		out.problems = append(out.problems, &Problem{Check: CheckTrial, Err: fmt.Errorf("%w: %w", ErrTrialRestore, err)})
 		return out
 	}
@@ -109,9 +139,17 @@ func runTrial(ctx context.Context, in trialInput, logger *slog.Logger) (out *tri
 		DBPath: dst, LogDir: filepath.Join(tmp, "no-log"), SysDir: filepath.Join(tmp, "no-sys"), LogBase: in.base,
 	}})
 	if err != nil {
+		if environmental(err, tmp) {
+			return envFail("trial restore: check the restored copy in "+tmp, dst, err)
+		}
 		return fail(CheckIntegrity, "integrity check: %v", err)
 	}
 	out.integrity = crep.Integrity
+	for _, p := range crep.Problems {
+		if p.Component == "database" && environmental(p.Err, tmp) {
+			return envFail("trial restore: check the restored copy in "+tmp, dst, p.Err)
+		}
+	}
 	for _, p := range crep.Problems {
 		if p.Component == "database" {
 			out.problems = append(out.problems, &Problem{Check: CheckIntegrity, Err: fmt.Errorf("%w: %w", ErrIntegrity, p.Err)})
@@ -127,6 +165,9 @@ func runTrial(ctx context.Context, in trialInput, logger *slog.Logger) (out *tri
 	out.stage = "dump"
 	d, err := store.DumpFile(ctx, dst)
 	if err != nil {
+		if environmental(err, tmp) {
+			return envFail("trial restore: read the restored copy in "+tmp, dst, err)
+		}
 		out.problems = append(out.problems, &Problem{Check: CheckTrial, Err: fmt.Errorf("%w: read the restored database: %w", ErrTrialRestore, err)})
 		return out
 	}
@@ -181,4 +222,55 @@ func copySnapshot(ctx context.Context, src, dst string) (int64, error) {
 			ErrChanged, before.Size(), after.Size(), n)
 	}
 	return n, nil
+}
+
+// environmental reports whether err, met by the trial restore working in
+// its temporary directory tmp, is a failure of the machine running the
+// verification rather than a finding about the set. It is when
+//   - the context ended;
+//   - a file operation on a path inside tmp failed (the set's own files
+//     lie outside tmp: not being able to read them is a finding);
+//   - the system refused room or resources: ENOSPC, EDQUOT, EFBIG, EROFS,
+//     ENOMEM, EMFILE, ENFILE (the set is only ever read, so these come from
+//     the copy in tmp);
+//   - SQLite, which only ever opens the copy in tmp, could not open, lock,
+//     write, grow or allocate it: SQLITE_CANTOPEN, SQLITE_FULL,
+//     SQLITE_READONLY, SQLITE_PERM, SQLITE_NOMEM, SQLITE_NOLFS, an I/O
+//     error other than a short read (which a truncated file gives), or the
+//     store could not enable its file locking (store.ErrOFDLocking).
+//
+// Everything else, in particular SQLite finding the copy corrupt or not a
+// database, or the replay refusing a log record, is a finding about the
+// set.
+func environmental(err error, tmp string) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, store.ErrOFDLocking) {
+		return true
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) && inside(pe.Path, tmp) {
+		return true
+	}
+	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EFBIG, syscall.EROFS,
+		syscall.ENOMEM, syscall.EMFILE, syscall.ENFILE} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch code := se.Code(); code & 0xff {
+		case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM,
+			sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_NOLFS:
+			return true
+		case sqlite3.SQLITE_IOERR:
+			return code != sqlite3.SQLITE_IOERR_SHORT_READ
+		}
+	}
+	return false
+}
+
+// inside reports whether the local path p is dir or lies under it.
+func inside(p, dir string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }

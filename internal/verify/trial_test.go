@@ -54,6 +54,9 @@ func TestTrialOfSomethingElse(t *testing.T) {
 	if len(out.problems) == 0 || !errors.Is(out.problems[0], ErrTrialRestore) || out.stage != "replay" || out.dump != nil {
 		t.Fatalf("trial outcome %+v", out)
 	}
+	if out.env != nil {
+		t.Fatalf("a file that is not a database is taken for a problem of the machine: %v", out.env)
+	}
 	if out.cleanup != nil {
 		t.Fatal(out.cleanup)
 	}
@@ -93,6 +96,9 @@ func TestTrialRefusesDamagedPage(t *testing.T) {
 	}
 	if !errors.Is(out.problems[0], ErrIntegrity) && !errors.Is(out.problems[0], ErrTrialRestore) {
 		t.Fatalf("trial problem %v; want ErrIntegrity or ErrTrialRestore", out.problems[0])
+	}
+	if out.env != nil {
+		t.Fatalf("a damaged database is taken for a problem of the machine: %v", out.env)
 	}
 	if out.cleanup != nil {
 		t.Fatal(out.cleanup)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/certsrv/certsrv/internal/backupset"
@@ -28,8 +29,17 @@ type Options struct {
 // checks. Verify reads dir and never writes into it (WriteRecord does).
 //
 // The report is returned in every case. The error is nil when the set
-// verified, a *FailedError holding the problems when it did not, and the
-// context's error when ctx ended first.
+// verified and a *FailedError holding the problems when it did not: both
+// are verdicts on the set. When the machine running the verification
+// kept it from reaching a verdict (the trial restore's temporary
+// directory cannot be made or written, SQLite cannot work on the copy
+// there, or ctx ended first) the error is an *EnvironmentError matching
+// ErrNotVerified (and the context's error when ctx ended), the report's
+// Err is that error and its Outcome is OutcomeError: the set is neither
+// proven restorable nor found wanting, and no record may be written.
+// Problems the set's own files showed are a verdict even then: when a file
+// check fails, the trial restore's outcome, whatever it was, does not
+// count.
 func Verify(ctx context.Context, dir string, opts Options) (*Report, error) {
 	logger := opts.Logger
 	if logger == nil {
@@ -47,7 +57,14 @@ func Verify(ctx context.Context, dir string, opts Options) (*Report, error) {
 	rep.Duration = time.Since(rep.Started)
 	switch {
 	case err != nil:
-		return rep, err
+		var ee *EnvironmentError
+		if !errors.As(err, &ee) {
+			ee = &EnvironmentError{Op: "verification interrupted", Err: err}
+		}
+		ee.Dir = dir
+		rep.Err = ee
+		logger.Warn("backup set not verified", "dir", dir, "err", ee)
+		return rep, ee
 	case !rep.OK():
 		return rep, &FailedError{Dir: dir, Problems: rep.Problems}
 	}
@@ -56,7 +73,8 @@ func Verify(ctx context.Context, dir string, opts Options) (*Report, error) {
 	return rep, nil
 }
 
-// run does Verify's work; it returns only the context's error.
+// run does Verify's work; it returns only the context's error or an
+// *EnvironmentError of the trial restore, both meaning no verdict.
 func run(ctx context.Context, dir, tempDir string, logger *slog.Logger, rep *Report, cs *checks) error {
 	info, err := describe(ctx, dir, rep, cs)
 	if err != nil || info == nil {
@@ -93,6 +111,15 @@ func run(ctx context.Context, dir, tempDir string, logger *slog.Logger, rep *Rep
 	}
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if tr.env != nil {
+		// The set's files verified, but the trial restore could not run
+		// here: no verdict on what only it can show.
+		cs.skip(CheckTrial, "not run: "+strings.TrimPrefix(tr.env.Op, "trial restore: ")+": "+tr.env.Err.Error())
+		for _, n := range []string{CheckIntegrity, CheckCACert, CheckCerts, CheckCRLs, CheckCounts} {
+			cs.skip(n, "not run: the trial restore could not run here")
+		}
+		return tr.env
 	}
 	return afterTrial(ctx, info, tr, rep, cs)
 }

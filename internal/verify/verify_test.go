@@ -163,6 +163,16 @@ func TestVerifyIsCancelledByContext(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || rep == nil {
 		t.Fatalf("Verify with a cancelled context: %v", err)
 	}
+	// An interrupted verification is no verdict on the set.
+	var ee *EnvironmentError
+	var fe *FailedError
+	if !errors.Is(err, ErrNotVerified) || !errors.As(err, &ee) || ee.Dir != dir || errors.As(err, &fe) ||
+		rep.Outcome() != OutcomeError || rep.OK() || rep.Err != err {
+		t.Errorf("Verify with a cancelled context: %v (%T), outcome %q", err, err, rep.Outcome())
+	}
+	if err := WriteRecord(dir, NewRecord(rep, "t")); !errors.Is(err, ErrRecord) {
+		t.Errorf("the record of an interrupted verification was written: %v", err)
+	}
 	if ents, err := os.ReadDir(tmp); err != nil || len(ents) != 0 {
 		t.Errorf("temporary directory holds %v (%v)", ents, err)
 	}
