@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	certsrvv1 "github.com/certsrv/certsrv/proto/certsrv/v1"
 
+	"github.com/certsrv/certsrv/certadm"
 	"github.com/certsrv/certsrv/internal/ca"
 	"github.com/certsrv/certsrv/internal/datadir"
 	"github.com/certsrv/certsrv/internal/testserver"
@@ -191,4 +193,54 @@ func opensslCSR(t *testing.T, dir string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestServeAsksForThePassphraseBeforeRecovery: a CA whose key is
+// encrypted, with a completed restore waiting for recovery, started
+// without --passphrase-file, fails at once and leaves the restore
+// waiting, instead of recovering first and failing afterwards.
+func TestServeAsksForThePassphraseBeforeRecovery(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	passFile := filepath.Join(t.TempDir(), "pass")
+	if err := os.WriteFile(passFile, []byte("a long passphrase\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCertsrv(t, "init", "--data", data, "--name", "Encrypted CA", "--passphrase-file", passFile,
+		"--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"); code != 0 {
+		t.Fatalf("init: exit %d\n%s", code, stderr)
+	}
+	dir, err := datadir.New(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A completed registration: the CA's own database and one backup log.
+	backupLogs := filepath.Join(dir.RestoreDir(), "logs")
+	if err := os.MkdirAll(backupLogs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(backupLogs, "ca00000001.log"), []byte("copied"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := certadm.RestorePrepare(data, certadm.RestoreFull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = r.Register(dir.SysDir(), dir.LogDir(), []certadm.RestoreMapEntry{{DatabaseName: "/old/db/Encrypted CA.db",
+		NewDatabaseName: dir.DBPath("Encrypted CA")}}, backupLogs, 1, 1)
+	if err == nil {
+		err = r.RegisterComplete(nil)
+	}
+	if eerr := r.End(); err == nil {
+		err = eerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCertsrv(t, "serve", "--data", data)
+	if code != 1 || !strings.Contains(stderr, "--passphrase-file") || !strings.Contains(stderr, "nothing was recovered yet") {
+		t.Fatalf("serve without the passphrase: exit %d\n%s", code, stderr)
+	}
+	if _, err := certadm.RestorePrepare(data, certadm.RestoreFull); !errors.Is(err, certadm.ErrRestoreInProgress) {
+		t.Fatalf("the restore no longer waits for recovery: %v", err)
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/certsrv/certsrv/internal/backup"
+	"github.com/certsrv/certsrv/internal/ca"
 	"github.com/certsrv/certsrv/internal/datadir"
 	"github.com/certsrv/certsrv/internal/fsutil"
 	"github.com/certsrv/certsrv/internal/restore"
@@ -87,7 +89,7 @@ func (a *app) serve(cmd *cobra.Command, f *serveFlags) error {
 			return err
 		}
 	}
-	if err := recoverPending(ctx, a, dir, f.listen, logger); err != nil {
+	if err := recoverPending(ctx, a, dir, f.listen, pass, logger); err != nil {
 		return err
 	}
 	c, err := service.Open(ctx, dir, service.OpenOptions{Passphrase: pass, Logger: logger})
@@ -168,13 +170,20 @@ func clientAddr(bound string) string {
 // credentials during recovery, nothing listens until recovery ends. A
 // registered but uncompleted restore refuses the start with a message that
 // says how to complete or cancel it.
-func recoverPending(ctx context.Context, a *app, dir datadir.Dir, listen string, logger *slog.Logger) error {
+func recoverPending(ctx context.Context, a *app, dir datadir.Dir, listen string, pass []byte, logger *slog.Logger) error {
 	rec, err := restore.Pending(dir)
 	if err != nil {
 		return err
 	}
 	if rec == nil {
 		return nil
+	}
+	// The CA opens with its key after the recovery: a missing or wrong
+	// passphrase is better said before the recovery than after it.
+	if keyPEM, err := os.ReadFile(dir.CAKeyPath()); err == nil {
+		if _, err := ca.ParsePrivateKey(keyPEM, pass); errors.Is(err, ca.ErrPassphraseRequired) || errors.Is(err, ca.ErrPassphrase) {
+			return fmt.Errorf("the CA key %s is encrypted: %w; give --passphrase-file (nothing was recovered yet)", dir.CAKeyPath(), err)
+		}
 	}
 	cfg, err := dir.LoadConfig()
 	if err != nil {
