@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -308,6 +309,9 @@ func Open(ctx context.Context, dir datadir.Dir, opts OpenOptions) (*CA, error) {
 	}
 	c.db, err = store.Open(ctx, StoreOptions(dir, cfg, logger))
 	if err != nil {
+		if strings.HasPrefix(err.Error(), "open database") {
+			return nil, err // the store says so itself
+		}
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	return c, nil

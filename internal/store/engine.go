@@ -271,9 +271,7 @@ func (d *DB) runBackground() {
 		if d.pins.Load() == 0 {
 			d.sqlCkptMu.Lock()
 			if d.pins.Load() == 0 {
-				if _, _, _, err := d.sqliteCheckpoint(context.Background(), "PASSIVE"); err != nil {
-					d.logger.Warn("SQLite checkpoint failed", "err", err)
-				}
+				d.backfill()
 			}
 			d.sqlCkptMu.Unlock()
 		}
@@ -291,6 +289,57 @@ func (d *DB) runBackground() {
 			last = time.Now()
 		}
 	}
+}
+
+// walRestartFrames is the SQLite WAL length, in frames, past which the
+// background backfill also restarts the WAL: about journal_size_limit
+// (64 MiB) of 16 KiB pages.
+var walRestartFrames int64 = 64 << 20 / (16<<10 + 24) // a variable for tests
+
+// walRestartWait bounds how long a WAL restart waits for readers (and
+// holds off the applier meanwhile); walRestartEvery is the least time
+// between two restarts, so that a CA whose readers keep long transactions
+// stalls its writes for at most that wait every few seconds.
+var (
+	walRestartWait  = 100 * time.Millisecond
+	walRestartEvery = 2 * time.Second
+)
+
+// backfill copies the SQLite WAL into the database file (PASSIVE: it never
+// waits). Under a steady load of reads and writes the WAL is never free
+// of readers at the moment a writer could start it over, so it would grow
+// without bound (a gigabyte for a 35 MB database); once it is longer than
+// walRestartFrames, a RESTART checkpoint waits up to walRestartWait for
+// the readers of the WAL to finish, after which the next write starts the
+// WAL over and SQLite cuts the file to journal_size_limit. The caller
+// holds sqlCkptMu and no snapshot is pinned. At most one restart runs
+// every walRestartEvery.
+func (d *DB) backfill() {
+	ctx := context.Background()
+	_, walFrames, _, err := d.sqliteCheckpoint(ctx, "PASSIVE")
+	if err != nil {
+		d.logger.Warn("SQLite checkpoint failed", "err", err)
+		return
+	}
+	if walFrames < walRestartFrames || time.Since(d.walRestarted) < walRestartEvery {
+		return
+	}
+	d.walRestarted = time.Now()
+	if _, err := d.ckConn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout=%d", walRestartWait.Milliseconds())); err != nil {
+		d.logger.Warn("SQLite checkpoint failed", "err", err)
+		return
+	}
+	defer func() {
+		if _, err := d.ckConn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout=%d", sqliteBusyTimeout.Milliseconds())); err != nil {
+			d.logger.Warn("SQLite busy timeout not restored", "err", err)
+		}
+	}()
+	busy, frames, done, err := d.sqliteCheckpoint(ctx, "RESTART")
+	if err != nil {
+		d.logger.Warn("SQLite WAL restart failed", "err", err)
+		return
+	}
+	d.logger.Debug("SQLite WAL restart", "busy", busy, "wal_frames", frames, "backfilled", done)
 }
 
 // sqliteCheckpoint runs PRAGMA wal_checkpoint(mode) on the checkpoint

@@ -132,6 +132,10 @@ type MissingLogError struct {
 
 func (e *MissingLogError) Error() string {
 	s := fmt.Sprintf("log generation %d in %s is missing: %s", e.Gen, e.Dir, e.Reason)
+	if e.Gen == 0 {
+		// No generation at all: there is no number to name.
+		s = fmt.Sprintf("no log in %s (the database needs the records from LSN %d on): %s", e.Dir, e.NeedLSN, e.Reason)
+	}
 	if e.Err != nil {
 		s += ": " + e.Err.Error()
 	}

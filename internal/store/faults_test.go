@@ -171,7 +171,9 @@ func TestNoLogDirectoryRefused(t *testing.T) {
 	opts, _ := closedDB(t, 0, 1)
 	mustf(t, os.RemoveAll(opts.LogDir), "remove logs")
 	mustf(t, os.MkdirAll(opts.LogDir, 0o700), "mkdir")
-	if _, err := Open(context.Background(), opts); !errors.Is(err, ErrMissingLog) {
+	_, err := Open(context.Background(), opts)
+	if !errors.Is(err, ErrMissingLog) || !strings.Contains(err.Error(), "no log in "+opts.LogDir) ||
+		strings.Contains(err.Error(), "generation 0") || strings.Count(err.Error(), "open database") != 1 {
 		t.Fatalf("Open with an empty log directory: %v", err)
 	}
 	mustf(t, os.Remove(opts.DBPath), "remove db")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"modernc.org/sqlite"
 
@@ -129,13 +130,16 @@ const (
 	connRead                  // readers and the snapshot pin: query_only
 )
 
+// sqliteBusyTimeout is how long a connection waits for a SQLite lock.
+const sqliteBusyTimeout = 10 * time.Second
+
 // dsn returns the modernc.org/sqlite data source name for path. Every
 // connection has a busy timeout and SQLite's automatic checkpoints off (the
 // engine owns checkpoints, see doc.go); writers run in WAL mode with
 // synchronous=NORMAL and begin transactions with BEGIN IMMEDIATE.
 func dsn(path string, kind connKind) string {
 	q := []string{
-		"_pragma=busy_timeout(10000)",
+		fmt.Sprintf("_pragma=busy_timeout(%d)", sqliteBusyTimeout.Milliseconds()),
 		"_pragma=wal_autocheckpoint(0)",
 		"_pragma=foreign_keys(0)",
 	}

@@ -105,7 +105,10 @@ type DB struct {
 	pdb    *sql.DB // snapshot pins: one connection per open snapshot, not pooled
 	ac     *applyConn
 	ckConn *sql.Conn // SQLite checkpoints; used under sqlCkptMu
-	sigs   Signatures
+	// walRestarted is when backfill last restarted the SQLite WAL; under
+	// sqlCkptMu.
+	walRestarted time.Time
+	sigs         Signatures
 
 	locks   keyLocks
 	nextID  atomic.Int64  // last request ID handed out
