@@ -99,7 +99,9 @@ var (
 	// files cannot be loaded. ERROR_FILE_NOT_FOUND 0x80070002.
 	ErrNoCredentials = errors.New("no usable credentials")
 	// ErrTruncatedFile: a backup file stream ended before the size announced
-	// at open. ERROR_HANDLE_EOF 0x80070026.
+	// at open. When the connection broke (the server stopped or died, the
+	// network failed), the error matches ErrUnavailable too.
+	// ERROR_HANDLE_EOF 0x80070026.
 	ErrTruncatedFile = errors.New("backup file truncated")
 	// ErrInvalidData: a backup file stream sent a chunk at an unexpected
 	// offset, or more bytes than announced, or the server sent a value this

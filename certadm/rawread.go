@@ -193,7 +193,7 @@ func (f *BackupFile) rawRead(p []byte) (int, error) {
 			f.resp.Body.Close()
 			st := f.resp.Trailer.Get(rawReadStatus)
 			if st == "" {
-				return 0, newError(condTruncated, f.op, "stream ended after %d of %d bytes without a status", f.next, f.size)
+				return 0, connectionLost(newError(condTruncated, f.op, "stream ended after %d of %d bytes without a status", f.next, f.size))
 			}
 			if serr := rawStatusError(f.ctx, f.op, st); serr != nil {
 				return 0, serr
@@ -206,10 +206,18 @@ func (f *BackupFile) rawRead(p []byte) (int, error) {
 			if ctxErr := f.ctx.Err(); ctxErr != nil {
 				return 0, fromRPC(f.ctx, f.op, ctxErr)
 			}
-			return 0, newError(condTruncated, f.op, "stream broke after %d of %d bytes: %v", f.next, f.size, err)
+			return 0, connectionLost(newError(condTruncated, f.op, "stream broke after %d of %d bytes: %v", f.next, f.size, err))
 		}
 		if n > 0 {
 			return n, nil
 		}
 	}
+}
+
+// connectionLost marks a truncated stream whose connection broke (the
+// server stopped or died, or the network failed) as also matching
+// ErrUnavailable, so a program can tell it from a short but orderly end.
+func connectionLost(e *Error) *Error {
+	e.kinds = []error{ErrTruncatedFile, ErrUnavailable}
+	return e
 }

@@ -69,19 +69,20 @@ func TestRawStream(t *testing.T) {
 		name    string
 		handler http.HandlerFunc
 		want    error // nil: the whole file
+		lost    bool  // the connection broke: the error matches ErrUnavailable too
 	}{
-		{"whole file", body("0", data, ok, false), nil},
-		{"cut off mid-stream", body("0", data[:size/2], "", true), ErrTruncatedFile},
-		{"ends early with OK", body("0", data[:size-1], ok, false), ErrTruncatedFile},
-		{"ends without a status", body("0", data, "", false), ErrTruncatedFile},
-		{"longer than announced", body("0", append(append([]byte{}, data...), 'x'), ok, false), ErrInvalidData},
-		{"starts at another offset", body("512", data, ok, false), ErrInvalidData},
-		{"server error after data", body("0", data[:1000], rawStatus(apierr.New(apierr.LogFileCorrupt, "log generation 7 is damaged")), false), ErrLogFileCorrupt},
-		{"garbled status", body("0", data, "0:not base64!", false), ErrInvalidData},
+		{"whole file", body("0", data, ok, false), nil, false},
+		{"cut off mid-stream", body("0", data[:size/2], "", true), ErrTruncatedFile, true},
+		{"ends early with OK", body("0", data[:size-1], ok, false), ErrTruncatedFile, false},
+		{"ends without a status", body("0", data, "", false), ErrTruncatedFile, true},
+		{"longer than announced", body("0", append(append([]byte{}, data...), 'x'), ok, false), ErrInvalidData, false},
+		{"starts at another offset", body("512", data, ok, false), ErrInvalidData, false},
+		{"server error after data", body("0", data[:1000], rawStatus(apierr.New(apierr.LogFileCorrupt, "log generation 7 is damaged")), false), ErrLogFileCorrupt, false},
+		{"garbled status", body("0", data, "0:not base64!", false), ErrInvalidData, false},
 		{"refused before the first byte", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set(rawReadStatus, rawStatus(apierr.New(apierr.AccessDenied, "principal may not read")))
 			w.WriteHeader(http.StatusBadRequest)
-		}, ErrAccessDenied},
+		}, ErrAccessDenied, false},
 	}
 	for _, c := range cases {
 		for _, via := range []string{"WriteTo", "Read"} {
@@ -100,6 +101,8 @@ func TestRawStream(t *testing.T) {
 					t.Fatalf("got %d bytes, not the file", out.Len())
 				case c.want != nil && !errors.Is(err, c.want):
 					t.Fatalf("copy: %v, want %v", err, c.want)
+				case c.want != nil && errors.Is(err, ErrUnavailable) != c.lost:
+					t.Fatalf("copy: %v; matches ErrUnavailable: %v, want %v", err, errors.Is(err, ErrUnavailable), c.lost)
 				}
 				if c.want != nil {
 					// Errors are sticky.

@@ -35,7 +35,11 @@ var (
 // was taken from, as the backup's restore map (DatabaseLocations, saved in
 // the set as certbkxp.dat) names it, and the path it was restored to.
 type RestoreMapEntry struct {
-	DatabaseName    string
+	// DatabaseName is the database file's path on the host the backup
+	// was taken from, exactly as the backup's restore map lists it.
+	DatabaseName string
+	// NewDatabaseName is where the database file was restored to on
+	// this host: the data directory's db/<CA>.db.
 	NewDatabaseName string
 }
 
