@@ -74,7 +74,7 @@
 //	if ok, err := certadm.IsServerOnline(ctx, ""); err != nil || !ok { ... }
 //	b, err := certadm.BackupPrepare(ctx, "", certadm.BackupFull)
 //	defer b.Abort(ctx) // does nothing after End
-//	restoreMap, err := b.DatabaseLocations(ctx) // save with the set
+//	restoreMap, err := b.DatabaseLocations(ctx) // save with the set: WriteRestoreMap
 //	dbs, err := b.DatabaseNames(ctx)
 //	for _, f := range dbs { copy f via b.OpenFile(ctx, f.Name, 0), io.Copy, Close }
 //	logs, err := b.BackupLogs(ctx)
@@ -103,5 +103,8 @@
 // Restore (CertSrvRestorePrepare and the functions after it) runs on the CA
 // host with the CA stopped: it registers a restore in the data directory,
 // and the CA performs hard recovery when it next starts (or at certsrv
-// recover). See RestorePrepare.
+// recover). See RestorePrepare. ReadRestoreMap reads the restore map a
+// backup saved (WriteRestoreMap), RestoreMapEntryFor makes Register's map
+// entry from it, and File.Generation gives the generation numbers of the
+// backup's log files for Register's lowLog and highLog.
 package certadm
