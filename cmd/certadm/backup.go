@@ -14,9 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/certsrv/certsrv/certadm"
 	"github.com/certsrv/certsrv/internal/backupset"
@@ -107,6 +105,8 @@ leaves DIR without a (new) manifest, visibly incomplete.`,
 				}
 			}
 			r := &backupRun{a: a, dir: args[0], flags: f, password: password, start: time.Now(), pacer: newPacer(rate)}
+			r.prog = newBackupProgress(a.stdout)
+			defer r.prog.close()
 			if f.incremental {
 				return r.incremental(ctx)
 			}
@@ -144,7 +144,8 @@ type backupRun struct {
 	flags    backupFlags
 	password string
 	start    time.Time
-	pacer    *pacer // nil: no --max-rate
+	pacer    *pacer          // nil: no --max-rate
+	prog     *backupProgress // nil: standard output is not a terminal
 
 	files     int
 	bytes     int64
@@ -245,6 +246,7 @@ func (r *backupRun) full(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.expect(dbs)
 	for _, f := range dbs {
 		rel := backupset.DatabaseDir + "/" + path.Base(filepath.ToSlash(f.Name))
 		err := r.copyFile(ctx, b, f, func(src io.Reader, size int64) (backupset.FileEntry, error) {
@@ -258,6 +260,7 @@ func (r *backupRun) full(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.expect(logs)
 	for _, f := range logs {
 		rel := backupset.DatabaseDir + "/" + path.Base(filepath.ToSlash(f.Name))
 		err := r.copyFile(ctx, b, f, func(src io.Reader, size int64) (backupset.FileEntry, error) {
@@ -348,6 +351,7 @@ func (r *backupRun) incremental(ctx context.Context) (err error) {
 	if len(logs) == 0 {
 		return fmt.Errorf("the server listed no log generation: %w", certadm.ErrInvalidData)
 	}
+	r.expect(logs)
 	names := make([]string, len(logs))
 	for i, f := range logs {
 		names[i] = f.Name
@@ -378,11 +382,10 @@ func (r *backupRun) incremental(ctx context.Context) (err error) {
 			}
 		}
 	}()
-	bar := r.bar(first.Size(), path.Base(logs[0].Name))
+	r.opened(logs[0], first.Size())
 	err = r.add(func() (backupset.FileEntry, error) {
-		return ap.AddLog(ctx, logs[0].Name, progress(paced(ctx, io.MultiReader(bytes.NewReader(header), first), r.pacer), bar), first.Size())
+		return ap.AddLog(ctx, logs[0].Name, progress(paced(ctx, io.MultiReader(bytes.NewReader(header), first), r.pacer), r.prog), first.Size())
 	})
-	r.done(bar)
 	if err != nil {
 		return err
 	}
@@ -431,21 +434,35 @@ func (r *backupRun) keptNote(err error) error {
 
 func (r *backupRun) deleted() bool { return strings.HasPrefix(r.truncated, "generation") }
 
-// copyFile opens a listed file and passes its stream to add, with a
-// progress bar on a terminal.
+// copyFile opens a listed file and passes its stream to add, counted on
+// the progress line on a terminal.
 func (r *backupRun) copyFile(ctx context.Context, b *certadm.BackupContext, f certadm.File, add func(io.Reader, int64) (backupset.FileEntry, error)) error {
 	bf, err := b.OpenFile(ctx, f.Name, backupReadHint)
 	if err != nil {
 		return err
 	}
 	defer bf.Close()
-	bar := r.bar(bf.Size(), path.Base(filepath.ToSlash(f.Name)))
-	err = r.add(func() (backupset.FileEntry, error) { return add(progress(paced(ctx, bf, r.pacer), bar), bf.Size()) })
-	r.done(bar)
+	r.opened(f, bf.Size())
+	err = r.add(func() (backupset.FileEntry, error) { return add(progress(paced(ctx, bf, r.pacer), r.prog), bf.Size()) })
 	if err != nil {
 		return err
 	}
 	return bf.Close()
+}
+
+// expect adds the listed sizes of files the run will copy to the progress
+// line's total.
+func (r *backupRun) expect(files []certadm.File) {
+	for _, f := range files {
+		r.prog.expect(f.Size)
+	}
+}
+
+// opened shows f, just opened with size bytes, on the progress line, and
+// corrects the total when the size at open differs from the listed one.
+func (r *backupRun) opened(f certadm.File, size int64) {
+	r.prog.file(path.Base(filepath.ToSlash(f.Name)))
+	r.prog.expect(size - f.Size)
 }
 
 // add runs one AddFile and counts what it wrote.
@@ -478,7 +495,7 @@ func (r *backupRun) truncate(ctx context.Context, b *certadm.BackupContext) erro
 	case res.FirstGeneration == res.LastGeneration:
 		r.truncated = fmt.Sprintf("generation %d (1 file)", res.FirstGeneration)
 	default:
-		r.truncated = fmt.Sprintf("generations %d..%d (%d files)", res.FirstGeneration, res.LastGeneration, res.Deleted)
+		r.truncated = fmt.Sprintf("generations %d..%d (%s)", res.FirstGeneration, res.LastGeneration, count(res.Deleted, "file", "files"))
 	}
 	return nil
 }
@@ -489,14 +506,18 @@ func (r *backupRun) dynamicFiles(ctx context.Context, b *certadm.BackupContext, 
 	if err != nil {
 		return err
 	}
+	r.expect(files)
 	for _, f := range files {
 		if f.Name == "" || path.Base(f.Name) != f.Name || f.URL == "" {
 			return fmt.Errorf("dynamic file %q (URL %q) is not a plain file name with a URL: %w", f.Name, f.URL, certadm.ErrInvalidData)
 		}
+		r.prog.file(f.Name)
 		data, err := fetch(ctx, f.URL)
 		if err != nil {
 			return fmt.Errorf("fetch dynamic file %s: %w", f.Name, err)
 		}
+		r.prog.expect(int64(len(data)) - f.Size)
+		r.prog.add(int64(len(data)))
 		if err := r.add(func() (backupset.FileEntry, error) {
 			return w.AddFile(ctx, backupset.KindDynamic, backupset.DynamicDir+"/"+f.Name, bytes.NewReader(data), int64(len(data)))
 		}); err != nil {
@@ -537,6 +558,7 @@ func fetch(ctx context.Context, url string) ([]byte, error) {
 func (r *backupRun) config(ctx context.Context, s *backupSession, w *backupset.Writer) {
 	note := func(why string) {
 		w.Note("Config/certsrv.json not included: " + why + "; copy <data>/certsrv.json from the CA host into Config/ by hand")
+		r.prog.clearLine()
 		fmt.Fprintf(r.a.stderr, "certadm: warning: configuration not included: %s\n", why)
 	}
 	creds := s.c.CredentialsDir()
@@ -578,65 +600,15 @@ func restoreMap(files []certadm.File) backupset.RestoreMap {
 // summary prints the last line: what was written, how fast, and what the
 // log truncation did.
 func (r *backupRun) summary(m *backupset.Manifest) {
+	r.prog.close()
 	elapsed := time.Since(r.start)
 	last := m.LastBackup()
 	rate := float64(r.bytes) / 1e6 / max(elapsed.Seconds(), 1e-9)
-	files := "files"
-	if r.files == 1 {
-		files = "file"
-	}
 	limit := ""
 	if r.pacer != nil {
 		limit = ", limited to " + formatRate(r.pacer.rate)
 	}
-	r.a.printf("backup complete: %s backup of %q into %s: %d %s, %d bytes in %s (%.1f MB/s%s); log generations %d..%d; logs truncated: %s\n",
-		last.Type, m.CA.Name, r.dir, r.files, files, r.bytes, elapsed.Round(time.Millisecond), rate, limit,
+	r.a.printf("backup complete: %s backup of %q into %s: %s, %d bytes in %s (%.1f MB/s%s); log generations %d..%d; logs truncated: %s\n",
+		last.Type, m.CA.Name, r.dir, count(r.files, "file", "files"), r.bytes, elapsed.Round(time.Millisecond), rate, limit,
 		last.FirstGen, last.LastGen, r.truncated)
-}
-
-// bar returns a progress bar for a file of size bytes when standard output
-// is a terminal, else nil.
-func (r *backupRun) bar(size int64, name string) *progressbar.ProgressBar {
-	f, ok := r.a.stdout.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return nil
-	}
-	return progressbar.NewOptions64(size,
-		progressbar.OptionSetWriter(f),
-		progressbar.OptionSetDescription(name),
-		progressbar.OptionShowBytes(true),
-		progressbar.OptionSetWidth(30),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionClearOnFinish(),
-	)
-}
-
-func (r *backupRun) done(bar *progressbar.ProgressBar) {
-	if bar != nil {
-		_ = bar.Finish()
-	}
-}
-
-// progress counts what passes through src on bar, keeping src's WriteTo
-// (which hands over the server's chunks without a copy).
-func progress(src io.Reader, bar *progressbar.ProgressBar) io.Reader {
-	if bar == nil {
-		return src
-	}
-	return &progressReader{src: src, bar: bar}
-}
-
-type progressReader struct {
-	src io.Reader
-	bar *progressbar.ProgressBar
-}
-
-func (p *progressReader) Read(b []byte) (int, error) {
-	n, err := p.src.Read(b)
-	_ = p.bar.Add(n)
-	return n, err
-}
-
-func (p *progressReader) WriteTo(w io.Writer) (int64, error) {
-	return io.Copy(io.MultiWriter(w, p.bar), p.src)
 }

@@ -114,7 +114,8 @@ func (p *pacer) wait(ctx context.Context, n int) error {
 
 // paced returns src limited to p's rate (src itself when p is nil). The
 // result keeps src's WriteTo, so a backup file still hands its chunks
-// over without a copy; each chunk is passed on, then paid for.
+// over without a copy; each chunk is passed on a slice at a time
+// (pacedSlice), each slice paid for after it is passed on.
 func paced(ctx context.Context, src io.Reader, p *pacer) io.Reader {
 	if p == nil {
 		return src
@@ -142,7 +143,14 @@ func (r *pacedReader) WriteTo(w io.Writer) (int64, error) {
 	return io.Copy(&pacedWriter{ctx: r.ctx, w: w, p: r.p}, r.src)
 }
 
-// pacedWriter passes writes on to w and then waits for the pacer.
+// pacedSlice is the most a pacedWriter passes on before it waits: a
+// chunk of several MiB is handed over in slices, so that the bytes reach
+// the set (and the progress line) at the rate rather than in bursts a
+// chunk apart. The slices are of the chunk itself, not copies.
+const pacedSlice = 64 << 10
+
+// pacedWriter passes writes on to w, pacedSlice bytes at a time, and waits
+// for the pacer after each.
 type pacedWriter struct {
 	ctx context.Context
 	w   io.Writer
@@ -150,11 +158,22 @@ type pacedWriter struct {
 }
 
 func (w *pacedWriter) Write(b []byte) (int, error) {
-	n, err := w.w.Write(b)
-	if n > 0 {
-		if werr := w.p.wait(w.ctx, n); werr != nil && err == nil {
-			err = werr
+	written := 0
+	for written < len(b) {
+		slice := b[written:min(len(b), written+pacedSlice)]
+		n, err := w.w.Write(slice)
+		written += n
+		if n > 0 {
+			if werr := w.p.wait(w.ctx, n); werr != nil && err == nil {
+				err = werr
+			}
+		}
+		if err != nil {
+			return written, err
+		}
+		if n < len(slice) {
+			return written, io.ErrShortWrite
 		}
 	}
-	return n, err
+	return written, nil
 }

@@ -129,3 +129,33 @@ func TestBackupMaxRate(t *testing.T) {
 		t.Fatalf("--max-rate 10kB: exit %d, %q; want a usage error", code, errOut)
 	}
 }
+
+// sizesWriter records the size of every write.
+type sizesWriter struct{ sizes []int }
+
+func (w *sizesWriter) Write(b []byte) (int, error) {
+	w.sizes = append(w.sizes, len(b))
+	return len(b), nil
+}
+
+// TestPacedChunkArrivesInSlices: a paced chunk of several MiB reaches the
+// set (and the progress line) in slices of at most pacedSlice bytes, each
+// paid for in turn, rather than at once and then a long wait.
+func TestPacedChunkArrivesInSlices(t *testing.T) {
+	var w sizesWriter
+	chunk := make([]byte, 4<<20-1<<10)
+	n, err := io.Copy(&pacedWriter{ctx: context.Background(), w: &w, p: newPacer(1 << 30)}, bytes.NewReader(chunk))
+	if err != nil || n != int64(len(chunk)) {
+		t.Fatalf("copied %d bytes, %v", n, err)
+	}
+	total := 0
+	for _, s := range w.sizes {
+		if s > pacedSlice {
+			t.Fatalf("a write of %d bytes, more than %d", s, pacedSlice)
+		}
+		total += s
+	}
+	if total != len(chunk) || len(w.sizes) < len(chunk)/pacedSlice {
+		t.Fatalf("%d writes of %d bytes in all", len(w.sizes), total)
+	}
+}

@@ -19,8 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/certsrv/certsrv/certadm"
@@ -411,29 +411,32 @@ func TestProgressReaderCountsWhatPasses(t *testing.T) {
 	data := make([]byte, 3<<20+17)
 	rand.Read(data)
 	for _, viaWriteTo := range []bool{true, false} {
-		var shown bytes.Buffer
-		bar := progressbar.NewOptions64(int64(len(data)), progressbar.OptionSetWriter(&shown), progressbar.OptionShowBytes(true))
+		p := newProgressLine(io.Discard, 80, time.Now)
+		p.expect(int64(len(data)))
 		var src io.Reader = bytes.NewReader(data)
 		if !viaWriteTo {
 			src = io.LimitReader(src, int64(len(data))) // no WriteTo
 		}
 		var out bytes.Buffer
-		if _, err := io.Copy(&out, progress(src, bar)); err != nil {
+		if _, err := io.Copy(&out, progress(src, p)); err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(out.Bytes(), data) {
 			t.Errorf("WriteTo %v: bytes changed on the way", viaWriteTo)
 		}
-		if st := bar.State(); st.CurrentNum != int64(len(data)) {
-			t.Errorf("WriteTo %v: bar at %d of %d", viaWriteTo, st.CurrentNum, len(data))
-		}
-		if shown.Len() == 0 {
-			t.Errorf("WriteTo %v: the bar drew nothing", viaWriteTo)
+		if p.done != int64(len(data)) {
+			t.Errorf("WriteTo %v: progress at %d of %d", viaWriteTo, p.done, len(data))
 		}
 	}
-	// Off a terminal there is no bar, and the source is passed as it is.
-	r := &backupRun{a: &app{stdout: &bytes.Buffer{}}}
-	if bar := r.bar(10, "x"); bar != nil || progress(os.Stdin, bar) != io.Reader(os.Stdin) {
-		t.Error("a progress bar off a terminal")
+	// Off a terminal there is no progress line, and the source is passed
+	// as it is.
+	p := newBackupProgress(&bytes.Buffer{})
+	if p != nil || progress(os.Stdin, p) != io.Reader(os.Stdin) {
+		t.Error("a progress line off a terminal")
 	}
+	p.expect(1)
+	p.file("x")
+	p.add(1)
+	p.clearLine()
+	p.close()
 }

@@ -130,7 +130,7 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 
 func (r benchResult) print(w io.Writer) {
 	slices.Sort(r.latencies)
-	fmt.Fprintf(w, "%d requests, %d workers, %s: %d issued in %s\n", r.n, r.workers, r.mode(), r.issued, r.elapsed.Round(time.Millisecond))
+	fmt.Fprintf(w, "%s, %s, %s: %d issued in %s\n", count(r.n, "request", "requests"), count(r.workers, "worker", "workers"), r.mode(), r.issued, r.elapsed.Round(time.Millisecond))
 	fmt.Fprintf(w, "certificates/s: %.1f\n", r.rate())
 	fmt.Fprintf(w, "p50: %s  p99: %s\n", percentile(r.latencies, 0.50).Round(10*time.Microsecond), percentile(r.latencies, 0.99).Round(10*time.Microsecond))
 	fmt.Fprintf(w, "errors: %d  pending: %d\n", r.errors, r.pending)

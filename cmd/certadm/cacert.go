@@ -31,7 +31,7 @@ func newCACertCmd(a *app) *cobra.Command {
 						return err
 					}
 				}
-				if out == "" {
+				if out == "" || out == stdio {
 					_, err := a.stdout.Write(buf.Bytes())
 					return err
 				}
@@ -43,6 +43,6 @@ func newCACertCmd(a *app) *cobra.Command {
 			})
 		}),
 	}
-	cmd.Flags().StringVar(&out, "out", "", "write to this file instead of standard output")
+	cmd.Flags().StringVar(&out, "out", "", "write to this file instead of standard output (- is standard output)")
 	return cmd
 }

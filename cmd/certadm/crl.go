@@ -24,7 +24,7 @@ func newCRLCmd(a *app) *cobra.Command {
 				if info.Delta {
 					kind = "delta"
 				}
-				a.printf("published %s CRL number %s with %d entries\n", kind, info.Number, info.Entries)
+				a.printf("published %s CRL number %s with %s\n", kind, info.Number, count(info.Entries, "entry", "entries"))
 				a.printf("this update: %s\nnext update: %s\n", formatTime(info.ThisUpdate), formatTime(info.NextUpdate))
 				if info.URL != "" {
 					a.printf("url: %s\n", info.URL)

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -14,13 +16,17 @@ import (
 
 func newKeyBackupCmd(a *app) *cobra.Command {
 	var passwordFile string
+	var force bool
 	cmd := &cobra.Command{
-		Use:   "backup DIR --password-file F",
+		Use:   "backup DIR --password-file F [--force]",
 		Short: "Write the CA key and chain to DIR/<CA>.p12 (Operator)",
 		Long: `Export the CA key and chain as a PKCS#12 file encrypted with the password
 in F (its first line; a trailing newline is not part of it) and write it to
 DIR/<CA name>.p12, mode 0600, atomically. The key is never part of a
-database backup; keep this file apart from it.`,
+database backup; keep this file apart from it.
+
+An existing DIR/<CA name>.p12 (perhaps encrypted with another password) is
+left alone and the command fails, unless --force, which replaces it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: a.action(func(ctx context.Context, args []string) error {
 			if passwordFile == "" {
@@ -47,6 +53,13 @@ database backup; keep this file apart from it.`,
 				if err != nil {
 					return fmt.Errorf("server suggested file name %q: %w", name, err)
 				}
+				if !force {
+					if _, err := os.Lstat(path); err == nil {
+						return fmt.Errorf("%s: %w; it may be encrypted with another password: move it away, or use --force to replace it", path, fs.ErrExist)
+					} else if !errors.Is(err, fs.ErrNotExist) {
+						return fmt.Errorf("key backup: %w", err)
+					}
+				}
 				if err := os.MkdirAll(dir, 0o700); err != nil {
 					return fmt.Errorf("create %s: %w", dir, err)
 				}
@@ -59,5 +72,6 @@ database backup; keep this file apart from it.`,
 		}),
 	}
 	cmd.Flags().StringVar(&passwordFile, "password-file", "", "file holding the PKCS#12 password (required)")
+	cmd.Flags().BoolVar(&force, "force", false, "replace an existing DIR/<CA name>.p12")
 	return cmd
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/certsrv/certsrv/certadm"
+	"github.com/certsrv/certsrv/internal/ca"
 	"github.com/certsrv/certsrv/internal/fsutil"
 )
 
@@ -22,10 +23,15 @@ func formatTime(t time.Time) string {
 	return t.UTC().Format(timeFormat)
 }
 
-// printRequest writes a request's disposition and, once issued, its
-// certificate's identity.
+// printRequest writes a request's status and, once issued, its
+// certificate's identity. The status is the one view shows (requestStatus):
+// a revoked certificate's request is "revoked", followed by the reason.
 func printRequest(w io.Writer, r *certadm.Request) {
-	fmt.Fprintf(w, "request %d: %s\n", r.ID, r.Status)
+	status := requestStatus(r)
+	if status == statusRevoked {
+		status += " (" + ca.ReasonName(r.Certificate.RevocationReason) + ")"
+	}
+	fmt.Fprintf(w, "request %d: %s\n", r.ID, status)
 	if r.Subject != "" {
 		fmt.Fprintf(w, "subject: %s\n", r.Subject)
 	}
@@ -48,18 +54,48 @@ func printCertificate(w io.Writer, c *certadm.Certificate) {
 	}
 }
 
+// stdio is the file name that means standard input where a command reads
+// a file and standard output where --out names one.
+const stdio = "-"
+
+// report returns where a command that can write a certificate with --out
+// prints its messages: standard error when --out is "-", so that standard
+// output holds the PEM certificate alone, else standard output.
+func (a *app) report(out string) io.Writer {
+	if out == stdio {
+		return a.stderr
+	}
+	return a.stdout
+}
+
 // writeCertificate writes an issued certificate as PEM to path, durably,
-// mode 0644.
-func writeCertificate(path string, c *certadm.Certificate) error {
+// mode 0644, and says where; path "-" writes the PEM to standard output
+// and nothing else.
+func (a *app) writeCertificate(path string, c *certadm.Certificate) error {
+	if path == stdio {
+		if _, err := a.stdout.Write(c.PEM()); err != nil {
+			return fmt.Errorf("write certificate to standard output: %w", err)
+		}
+		return nil
+	}
 	if err := fsutil.WriteFileAtomic(path, c.PEM(), 0o644); err != nil {
 		return fmt.Errorf("write certificate: %w", err)
 	}
+	a.printf("certificate written to %s\n", path)
 	return nil
+}
+
+// inputName is how messages name a file read with readInput.
+func inputName(path string) string {
+	if path == stdio {
+		return "standard input"
+	}
+	return path
 }
 
 // readInput reads a file named on the command line; "-" is standard input.
 func readInput(path string) ([]byte, error) {
-	if path == "-" {
+	if path == stdio {
 		return io.ReadAll(os.Stdin)
 	}
 	b, err := os.ReadFile(path)
@@ -80,6 +116,14 @@ func displayName(f certadm.File) string {
 		return f.String()
 	}
 	return fmt.Sprintf(`\x%02X`, t) + f.Name
+}
+
+// count writes n and the noun that goes with it: one (for 1) or many.
+func count[N ~int | ~int64 | ~uint64](n N, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // trimPassword removes one trailing line ending from a password file's

@@ -18,6 +18,7 @@ import (
 
 	"github.com/certsrv/certsrv/certadm"
 	"github.com/certsrv/certsrv/internal/fsutil"
+	"github.com/certsrv/certsrv/internal/service"
 )
 
 func newRoleGrantCmd(a *app) *cobra.Command {
@@ -30,11 +31,17 @@ Operator, Enrollee, Reader), added to the roles it already has. A new ECDSA P-25
 key is generated here; only its public key is sent. DIR receives
 client.key (mode 0600), client.crt, trust.crt and server: a credentials
 directory to use with --creds or CERTADM_CREDS. DIR must not already hold
-a credential.`,
+a credential. Role names are matched without regard to case and reported
+as the server stores them ("operator" grants Operator); an unknown role is
+a usage error (exit status 2), found before the server is contacted.`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: a.action(func(ctx context.Context, args []string) error {
 			if out == "" {
 				return usagef("--out DIR is required")
+			}
+			roles, err := parseRoleArgs(args[1:])
+			if err != nil {
+				return err
 			}
 			keyPath := filepath.Join(out, certadm.CredsKeyFile)
 			if _, err := os.Lstat(keyPath); err == nil {
@@ -47,14 +54,14 @@ a credential.`,
 				return fmt.Errorf("generate key: %w", err)
 			}
 			return a.withClient(ctx, func(c *certadm.Client) error {
-				cred, err := c.GrantRole(ctx, args[0], args[1:], &key.PublicKey)
+				cred, err := c.GrantRole(ctx, args[0], roles, &key.PublicKey)
 				if err != nil {
 					return err
 				}
 				if err := writeCredentials(out, key, cred, c.Server()); err != nil {
 					return err
 				}
-				a.printf("granted %s to %s\n", strings.Join(args[1:], ", "), args[0])
+				a.printf("granted %s to %s\n", strings.Join(roles, ", "), args[0])
 				a.printf("credential written to %s (use --creds %s)\n", out, out)
 				return nil
 			})
@@ -62,6 +69,22 @@ a credential.`,
 	}
 	cmd.Flags().StringVar(&out, "out", "", "directory to write the new credential into (required)")
 	return cmd
+}
+
+// parseRoleArgs reads ROLE arguments with the server's role parser and
+// returns the canonical names the server stores, in its order and without
+// duplicates. An unknown name is a usage error that lists the roles.
+func parseRoleArgs(names []string) ([]string, error) {
+	for _, n := range names {
+		if _, err := service.ParseRole(n); err != nil {
+			return nil, usagef("ROLE %q: unknown role; want one of %s (any case)", n, strings.Join(service.AllRoles().Strings(), ", "))
+		}
+	}
+	roles, err := service.ParseRoles(names)
+	if err != nil {
+		return nil, usagef("ROLE: %v", err)
+	}
+	return roles.Strings(), nil
 }
 
 // writeCredentials writes a credentials directory. Each file is written

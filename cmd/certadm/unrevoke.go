@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -15,9 +14,9 @@ func newUnrevokeCmd(a *app) *cobra.Command {
 		Short: "Release a certificate from certificateHold (Officer)",
 		Args:  cobra.ExactArgs(1),
 		RunE: a.action(func(ctx context.Context, args []string) error {
-			serial := strings.TrimSpace(args[0])
-			if serial == "" {
-				return usagef("empty serial number")
+			serial, err := parseSerialArg(args[0])
+			if err != nil {
+				return err
 			}
 			return a.withClient(ctx, func(c *certadm.Client) error {
 				cert, err := c.Unrevoke(ctx, serial)

@@ -51,10 +51,20 @@ func rfc3339(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
+// requestStatus is the status view shows for r, and get, approve and
+// submit print: "revoked" for an issued certificate that is revoked (on
+// hold included), else the request's disposition.
+func requestStatus(r *certadm.Request) string {
+	if c := r.Certificate; c != nil && c.Revoked {
+		return statusRevoked
+	}
+	return r.Status.String()
+}
+
 func rowOf(r *certadm.Request) viewRow {
 	v := viewRow{
 		RequestID:   r.ID,
-		Status:      r.Status.String(),
+		Status:      requestStatus(r),
 		Profile:     r.Profile,
 		Requester:   r.Requester,
 		Subject:     r.Subject,
@@ -68,7 +78,6 @@ func rowOf(r *certadm.Request) viewRow {
 		v.NotAfter = rfc3339(c.NotAfter)
 		v.Revoked = c.Revoked
 		if c.Revoked {
-			v.Status = statusRevoked
 			v.RevokedAt = rfc3339(c.RevokedAt)
 			reason := c.RevocationReason
 			v.RevocationReason = &reason

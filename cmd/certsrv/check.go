@@ -49,7 +49,7 @@ lists at least one.`,
 			}
 			fmt.Fprint(a.stdout, rep.String())
 			if !rep.OK() {
-				return fmt.Errorf("%w: %d problem(s)", errCheckFailed, len(rep.Problems))
+				return fmt.Errorf("%w: %s", errCheckFailed, count(len(rep.Problems), "problem", "problems"))
 			}
 			fmt.Fprintln(a.stdout, "ok: no problems found")
 			return nil

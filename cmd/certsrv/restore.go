@@ -113,7 +113,7 @@ func (a *app) restore(cmd *cobra.Command, setDir string, f *restoreFlags) error 
 	}
 	out := a.stdout
 	v := rep.Verify
-	fmt.Fprintf(out, "Verified backup set %s: %d backups, %d files, %d bytes\n", abs, v.Backups, v.Files, v.Bytes)
+	fmt.Fprintf(out, "Verified backup set %s: %s, %s, %d bytes\n", abs, count(v.Backups, "backup", "backups"), count(v.Files, "file", "files"), v.Bytes)
 	for _, n := range rep.Notes {
 		fmt.Fprintf(out, "Note: %s\n", n)
 	}
@@ -200,12 +200,17 @@ func (a *app) cancelRestore() error {
 	return nil
 }
 
-// printRecovery prints what a hard recovery did.
+// printRecovery prints what a hard recovery did, and why the live log was
+// not replayed when it was not: the restore asked so (--no-catchup), or
+// catch-up was impossible.
 func printRecovery(a *app, res *restore.Result) {
 	out := a.stdout
-	fmt.Fprintf(out, "Recovered to LSN %d (%s): %d records from the backup's logs, %d from the live log, in %v\n",
-		res.LastLSN, res.StopReason, res.BackupRecords, res.LiveRecords, res.Duration.Round(1e6))
-	if res.CatchUpSkipped != "" {
+	fmt.Fprintf(out, "Recovered to LSN %d (%s): %s from the backup's logs, %d from the live log, in %v\n",
+		res.LastLSN, res.StopReason, count(res.BackupRecords, "record", "records"), res.LiveRecords, res.Duration.Round(1e6))
+	switch {
+	case res.Record != nil && !res.Record.CatchUp:
+		fmt.Fprintf(out, "Live log not replayed: --no-catchup\n")
+	case res.CatchUpSkipped != "":
 		fmt.Fprintf(out, "Live log not replayed: %s\n", res.CatchUpSkipped)
 	}
 	if res.SetAside != "" {

@@ -49,7 +49,7 @@ func usagef(format string, args ...any) error {
 func exactArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
-			return usagef("%s takes %d argument(s), got %d", cmd.CommandPath(), n, len(args))
+			return usagef("%s takes %s, got %d", cmd.CommandPath(), count(n, "argument", "arguments"), len(args))
 		}
 		return nil
 	}
@@ -100,14 +100,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	a := &app{stdout: stdout, stderr: stderr}
 	root := newRootCmd(a)
 	root.SetArgs(args)
-	err := root.ExecuteContext(context.Background())
+	cmd, err := root.ExecuteContextC(context.Background())
 	if err == nil {
 		return exitOK
 	}
 	fmt.Fprintf(stderr, "certsrv: %v\n", err)
 	var ue *usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintln(stderr, "Run 'certsrv --help' for usage.")
+		// The help of the command whose line was wrong: "certsrv restore
+		// --help" for a bad restore flag.
+		name := "certsrv"
+		if cmd != nil {
+			name = cmd.CommandPath()
+		}
+		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", name)
 		return exitUsage
 	}
 	return exitError
@@ -138,6 +144,14 @@ func lock(dir datadir.Dir) (*datadir.Lock, error) {
 		return nil, fmt.Errorf("data directory %s is in use by another certsrv process%s: %w", dir.Root, holder, err)
 	}
 	return l, err
+}
+
+// count writes n and the noun that goes with it: one (for 1) or many.
+func count[N ~int | ~int64 | ~uint64](n N, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // readSecret reads a passphrase or password file: its content without a

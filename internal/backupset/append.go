@@ -178,7 +178,7 @@ func (a *Appender) Commit(ctx context.Context, info BackupInfo) (*Manifest, erro
 		return nil, ErrClosed
 	}
 	if len(a.added) != len(a.names) {
-		return nil, fmt.Errorf("commit incremental backup: %w: %d of %d listed logs added", ErrChainGap, len(a.added), len(a.names))
+		return nil, fmt.Errorf("commit incremental backup: %w: %d of the %s listed added", ErrChainGap, len(a.added), countOf(int64(len(a.names)), "log", "logs"))
 	}
 	s := a.set
 	m := s.m

@@ -7,7 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 // snapshotDir records every file of dir with its content digest, to prove
@@ -202,5 +204,69 @@ func TestAppendCommitRefusesSubstitutedLog(t *testing.T) {
 	a.Abort()
 	if _, err := s.Verify(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMessagesNumberBackupsFromOne: a message about a backup numbers the
+// set's backups from 1, as people count them and certadm verify shows
+// them: the gap before a fourth backup names backup 4, a break between
+// the second and third backups names backups 3 and 2. ChainError.Backup
+// stays the index in the manifest.
+func TestMessagesNumberBackupsFromOne(t *testing.T) {
+	ctx := context.Background()
+	src := newSource(t, "Numbers CA")
+	dir := t.TempDir()
+	src.fullBackup(dir)
+	for i := 0; i < 2; i++ {
+		s, err := Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := src.appendIncremental(s, src.incremental(s.Manifest().LastBackup().LastGen, 50)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.Manifest().Backups); n != 3 {
+		t.Fatalf("%d backups in the set, want 3", n)
+	}
+	// A logs-only backup the set never received, so the next one starts
+	// after a gap.
+	src.incremental(s.Manifest().LastBackup().LastGen, 50)
+	next := src.incremental(src.log.Current()-1, 50)
+	_, err = s.AppendIncremental(ctx, next)
+	var ce *ChainError
+	if !errors.As(err, &ce) || !errors.Is(err, ErrChainGap) || ce.Backup != 3 {
+		t.Fatalf("gap: %#v, want a ChainError for index 3", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, ": backup 4: ") || strings.Contains(msg, "backup 3") {
+		t.Errorf("gap before the fourth backup: %q, want it to name backup 4", msg)
+	}
+
+	// A break in the manifest's chain between the second and third backups.
+	broken := t.TempDir()
+	copyDir(t, broken, dir)
+	rewriteManifest(t, broken, func(m *Manifest) { m.Backups[2].FirstLSN += 5 })
+	_, err = verifyDir(t, broken)
+	if !errors.Is(err, ErrChainGap) {
+		t.Fatalf("broken chain: %v", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "backup 3: ") || !strings.Contains(msg, "but backup 2 ended at LSN") {
+		t.Errorf("broken chain: %q, want it to name backups 3 and 2", msg)
+	}
+
+	// The manifest's own checks.
+	m := s.Manifest()
+	m.Backups[1].Time = time.Time{}
+	if err := m.validate(); !errors.Is(err, ErrManifestFormat) || !strings.Contains(err.Error(), "backup 2 has no time") {
+		t.Errorf("second backup without a time: %v", err)
+	}
+	m = s.Manifest()
+	m.Files[0].Backup = 3
+	if err := m.validate(); !errors.Is(err, ErrManifestFormat) || !strings.Contains(err.Error(), "has backup index 3; the manifest lists 3 backups (indexes 0..2)") {
+		t.Errorf("file of a fourth backup: %v", err)
 	}
 }

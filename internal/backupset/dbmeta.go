@@ -120,7 +120,7 @@ func checkDBLength(p, rel string) error {
 	pages := int64(binary.BigEndian.Uint32(h[28:32]))
 	valid := pages > 0 && binary.BigEndian.Uint32(h[24:28]) == binary.BigEndian.Uint32(h[92:96])
 	if valid && size < pages*pageSize {
-		return &FileError{Path: rel, Want: fmt.Sprintf("%d bytes (%d pages of %d, as its SQLite header says)", pages*pageSize, pages, pageSize),
+		return &FileError{Path: rel, Want: fmt.Sprintf("%d bytes (%s of %d, as its SQLite header says)", pages*pageSize, countOf(pages, "page", "pages"), pageSize),
 			Got: strconv.FormatInt(size, 10) + " bytes", Err: ErrTruncated}
 	}
 	if size%pageSize != 0 {

@@ -117,8 +117,10 @@ func (e *FileError) Unwrap() []error {
 
 // ChainError is a discontinuity or mismatch in the chain of backups or log
 // generations. Backup is the index of the backup in the manifest (-1 when
-// the problem is not tied to one), Gen the log generation concerned (0 when
-// none), Reason what is wrong in words. Err is the sentinel: ErrChainGap,
+// the problem is not tied to one); the message numbers backups from 1, as
+// people count them (backup 1 is the full backup, backup 2 the first
+// logs-only one). Gen is the log generation concerned (0 when none), Reason
+// what is wrong in words. Err is the sentinel: ErrChainGap,
 // ErrForeignLog, ErrForeignDatabase, ErrForeignSet, ErrManifestMismatch or
 // ErrLogCorrupt (then also wrapping the internal/wal error in Cause).
 type ChainError struct {
@@ -133,7 +135,7 @@ func (e *ChainError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.Err.Error())
 	if e.Backup >= 0 {
-		fmt.Fprintf(&b, ": backup %d", e.Backup)
+		fmt.Fprintf(&b, ": backup %d", e.Backup+1)
 	}
 	if e.Gen != 0 {
 		fmt.Fprintf(&b, ": log generation %d", e.Gen)
@@ -187,6 +189,15 @@ func (e *VerifyError) Error() string {
 
 // Unwrap returns the problems.
 func (e *VerifyError) Unwrap() []error { return e.Problems }
+
+// countOf writes n and the noun that goes with it, for messages: one for
+// 1, else many.
+func countOf(n int64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
 
 // chainErr builds a *ChainError.
 func chainErr(sentinel error, backup int, gen uint32, format string, args ...any) *ChainError {

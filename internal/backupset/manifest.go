@@ -219,19 +219,20 @@ func (m *Manifest) validate() error {
 		if i == 0 {
 			want = BackupFull
 		}
+		n := i + 1 // messages number backups from 1
 		switch {
 		case b.Type != want:
-			return bad("backup %d has type %q, want %q (a set is one full backup followed by logs-only backups)", i, b.Type, want)
+			return bad("backup %d has type %q, want %q (a set is one full backup followed by logs-only backups)", n, b.Type, want)
 		case b.FirstGen == 0 || b.LastGen < b.FirstGen:
-			return bad("backup %d has generations %d..%d", i, b.FirstGen, b.LastGen)
+			return bad("backup %d has generations %d..%d", n, b.FirstGen, b.LastGen)
 		case b.FirstLSN == 0 || b.LastLSN+1 < b.FirstLSN:
-			return bad("backup %d has LSNs %d..%d", i, b.FirstLSN, b.LastLSN)
+			return bad("backup %d has LSNs %d..%d", n, b.FirstLSN, b.LastLSN)
 		case b.Type == BackupLogsOnly && b.SnapshotLSN != 0:
-			return bad("logs-only backup %d has a snapshot LSN", i)
+			return bad("logs-only backup %d has a snapshot LSN", n)
 		case b.Time.IsZero():
-			return bad("backup %d has no time", i)
+			return bad("backup %d has no time", n)
 		case b.LastLSN > maxSafeInteger || b.SnapshotLSN > maxSafeInteger:
-			return bad("backup %d has an LSN above 2^53-1", i)
+			return bad("backup %d has an LSN above 2^53-1", n)
 		}
 	}
 	seen := map[string]bool{}
@@ -248,9 +249,9 @@ func (m *Manifest) validate() error {
 		case !isHexDigest(f.SHA256):
 			return bad("%s has digest %q, not 64 lower-case hex digits", f.Path, f.SHA256)
 		case f.Backup < 0 || f.Backup >= len(m.Backups):
-			return bad("%s names backup %d of %d", f.Path, f.Backup, len(m.Backups))
+			return bad("%s has backup index %d; the manifest lists %s (indexes 0..%d)", f.Path, f.Backup, countOf(int64(len(m.Backups)), "backup", "backups"), len(m.Backups)-1)
 		case f.Backup > 0 && f.Kind != KindLog:
-			return bad("%s (%s) written by logs-only backup %d", f.Path, f.Kind, f.Backup)
+			return bad("%s (%s) written by logs-only backup %d", f.Path, f.Kind, f.Backup+1)
 		}
 		seen[f.Path] = true
 		count[f.Kind]++

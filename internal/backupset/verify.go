@@ -184,10 +184,10 @@ func verifyBackupChain(m *Manifest, problem func(error)) {
 		prev, b := m.Backups[i-1], m.Backups[i]
 		if b.FirstGen != prev.LastGen+1 {
 			problem(chainErr(ErrChainGap, i, b.FirstGen, "starts at generation %d but backup %d ended at generation %d",
-				b.FirstGen, i-1, prev.LastGen))
+				b.FirstGen, i, prev.LastGen))
 		}
 		if b.FirstLSN != prev.LastLSN+1 {
-			problem(chainErr(ErrChainGap, i, 0, "starts at LSN %d but backup %d ended at LSN %d", b.FirstLSN, i-1, prev.LastLSN))
+			problem(chainErr(ErrChainGap, i, 0, "starts at LSN %d but backup %d ended at LSN %d", b.FirstLSN, i, prev.LastLSN))
 		}
 	}
 }

@@ -26,7 +26,8 @@ var oidExtSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
 // checks it against profile p, in this order:
 //
 //  1. size: more than MaxCSRSize bytes gives ErrTooLarge;
-//  2. structure: anything that is not one whole CSR gives ErrMalformedCSR;
+//  2. structure: anything that is not one whole CSR gives a
+//     *CSRFormatError (ErrMalformedCSR);
 //  3. subject key: a key type or size the profile refuses gives a
 //     *KeyPolicyError (ErrKeyNotAllowed), checked before the signature so
 //     that a huge or unsupported key is never used to verify anything;
@@ -41,16 +42,9 @@ func CheckCSR(data []byte, p Profile) (*x509.CertificateRequest, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	if len(data) > MaxCSRSize {
-		return nil, fmt.Errorf("request of %d bytes exceeds %d: %w", len(data), MaxCSRSize, ErrTooLarge)
-	}
-	der, err := csrDER(data)
+	csr, err := ParseCSR(data)
 	if err != nil {
 		return nil, err
-	}
-	csr, err := x509.ParseCertificateRequest(der)
-	if err != nil {
-		return nil, fmt.Errorf("parse request: %v: %w", err, ErrMalformedCSR)
 	}
 	if _, err := checkKeyPolicy(csr.PublicKey, p); err != nil {
 		return nil, err
@@ -64,28 +58,92 @@ func CheckCSR(data []byte, p Profile) (*x509.CertificateRequest, error) {
 	return csr, nil
 }
 
+// ParseCSR performs the first two steps of CheckCSR: more than MaxCSRSize
+// bytes gives ErrTooLarge, anything that is not one whole PKCS#10 request
+// (PEM "CERTIFICATE REQUEST" or DER) a *CSRFormatError. It checks neither
+// the signature nor any policy; a client can call it to refuse a file that
+// no CA would accept before sending it.
+func ParseCSR(data []byte) (*x509.CertificateRequest, error) {
+	if len(data) > MaxCSRSize {
+		return nil, fmt.Errorf("request of %d bytes exceeds %d: %w", len(data), MaxCSRSize, ErrTooLarge)
+	}
+	der, err := csrDER(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkDEREnvelope(der); err != nil {
+		return nil, err
+	}
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		if _, cerr := x509.ParseCertificate(der); cerr == nil {
+			return nil, &CSRFormatError{Detail: "found an X.509 certificate, not a request"}
+		}
+		return nil, &CSRFormatError{Detail: "the DER structure is not a PKCS#10 request"}
+	}
+	return csr, nil
+}
+
 // csrDER returns the DER bytes of a PEM or DER request.
 func csrDER(data []byte) ([]byte, error) {
 	// Only PEM text is trimmed: DER may legitimately end in bytes that
 	// look like white space.
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 {
-		return nil, fmt.Errorf("empty request: %w", ErrMalformedCSR)
+		return nil, &CSRFormatError{Detail: "the data is empty"}
 	}
 	if !bytes.HasPrefix(trimmed, []byte("-----BEGIN")) {
 		return data, nil
 	}
 	block, rest := pem.Decode(trimmed)
 	if block == nil {
-		return nil, fmt.Errorf("undecodable PEM: %w", ErrMalformedCSR)
+		return nil, &CSRFormatError{Detail: "the PEM block is incomplete or damaged"}
 	}
 	if block.Type != "CERTIFICATE REQUEST" && block.Type != "NEW CERTIFICATE REQUEST" {
-		return nil, fmt.Errorf("PEM block %q is not a certificate request: %w", block.Type, ErrMalformedCSR)
+		return nil, &CSRFormatError{Detail: fmt.Sprintf("found a PEM %q block", block.Type)}
 	}
 	if len(bytes.TrimSpace(rest)) != 0 {
-		return nil, fmt.Errorf("data after the request PEM block: %w", ErrMalformedCSR)
+		return nil, &CSRFormatError{Detail: "data follows the PEM block"}
 	}
 	return block.Bytes, nil
+}
+
+// checkDEREnvelope checks that der is one whole DER SEQUENCE, the envelope
+// of every PKCS#10 request, so that a file of another kind, a cut-off
+// download and appended bytes are told apart in words rather than by the
+// ASN.1 decoder's message. The contents are x509's to check.
+func checkDEREnvelope(der []byte) error {
+	const sequence = 0x30
+	if len(der) == 0 || der[0] != sequence {
+		return &CSRFormatError{} // neither PEM text nor DER
+	}
+	if len(der) < 2 {
+		return &CSRFormatError{Detail: "the DER data is truncated"}
+	}
+	header, length := 2, int64(der[1])
+	if der[1]&0x80 != 0 {
+		n := int(der[1] & 0x7f)
+		if n == 0 || n > 4 {
+			return &CSRFormatError{Detail: "the DER length is not valid"}
+		}
+		header += n
+		if len(der) < header {
+			return &CSRFormatError{Detail: "the DER data is truncated"}
+		}
+		length = 0
+		for _, b := range der[2:header] {
+			length = length<<8 | int64(b)
+		}
+	}
+	switch total := int64(header) + length; {
+	case total > int64(len(der)):
+		return &CSRFormatError{Detail: fmt.Sprintf("the DER data is truncated: %d of %d bytes", len(der), total)}
+	case total == int64(len(der))-1:
+		return &CSRFormatError{Detail: "1 byte follows the DER request"}
+	case total < int64(len(der)):
+		return &CSRFormatError{Detail: fmt.Sprintf("%d bytes follow the DER request", int64(len(der))-total)}
+	}
+	return nil
 }
 
 // checkKeyPolicy classifies pub and checks it against the profile.

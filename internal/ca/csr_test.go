@@ -130,6 +130,62 @@ func TestCheckCSRBadInput(t *testing.T) {
 	}
 }
 
+// TestCSRFormatMessages: data that is not one whole request gives a
+// *CSRFormatError whose message says what a request must be and, in words,
+// what was found; never the ASN.1 decoder's internals.
+func TestCSRFormatMessages(t *testing.T) {
+	now := time.Now()
+	a := newTestRoot(t, "Format CA", KeyECDSAP256, "", now)
+	srv := profile(t, ProfileTLSServer)
+	good := makeCSR(t, testKey(t, KeyECDSAP256, 1), csrSpec{CN: "www.example.com"})
+	goodPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: good})
+	cert := a.Cert.Raw
+	const accepted = "not a certificate request: expected PEM 'CERTIFICATE REQUEST' or DER PKCS#10"
+	cases := []struct {
+		name   string
+		data   []byte
+		detail string // "" : the message is accepted alone
+	}{
+		{"text", []byte("garbage\n"), ""},
+		{"empty", nil, "the data is empty"},
+		{"truncated DER", good[:len(good)/2], fmt.Sprintf("the DER data is truncated: %d of %d bytes", len(good)/2, len(good))},
+		{"DER with a trailing byte", append(bytes.Clone(good), 0), "1 byte follows the DER request"},
+		{"DER with trailing bytes", append(bytes.Clone(good), 0, 0), "2 bytes follow the DER request"},
+		{"DER certificate", cert, "found an X.509 certificate, not a request"},
+		{"PEM certificate", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert}), `found a PEM "CERTIFICATE" block`},
+		{"truncated PEM", goodPEM[:len(goodPEM)/2], "the PEM block is incomplete or damaged"},
+		{"PEM with trailing data", append(bytes.Clone(goodPEM), "junk"...), "data follows the PEM block"},
+		{"empty SEQUENCE", []byte{0x30, 0x00}, "the DER structure is not a PKCS#10 request"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			want := accepted
+			if c.detail != "" {
+				want += " (" + c.detail + ")"
+			}
+			for _, check := range []func() error{
+				func() error { _, err := ParseCSR(c.data); return err },
+				func() error { _, err := CheckCSR(c.data, srv); return err },
+			} {
+				err := check()
+				var fe *CSRFormatError
+				if !errors.As(err, &fe) || !errors.Is(err, ErrMalformedCSR) {
+					t.Fatalf("err = %#v, want a *CSRFormatError matching ErrMalformedCSR", err)
+				}
+				if err.Error() != want {
+					t.Fatalf("message %q, want %q", err, want)
+				}
+			}
+		})
+	}
+	if csr, err := ParseCSR(goodPEM); err != nil || csr.Subject.CommonName != "www.example.com" {
+		t.Fatalf("ParseCSR of a good request: %v, %v", csr, err)
+	}
+	if _, err := ParseCSR(make([]byte, MaxCSRSize+1)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("ParseCSR of an oversized request: %v", err)
+	}
+}
+
 // TestCheckCSRNames checks which names a request ends up with.
 func TestCheckCSRNames(t *testing.T) {
 	now := time.Now()

@@ -80,6 +80,28 @@ func (e *KeyPolicyError) Error() string {
 // Unwrap returns ErrKeyNotAllowed.
 func (e *KeyPolicyError) Unwrap() error { return ErrKeyNotAllowed }
 
+// CSRFormatError reports data that is not one whole PKCS#10 certificate
+// request, PEM or DER. It unwraps to ErrMalformedCSR. Its message says what
+// is accepted and, in Detail, what was found instead, in words for the
+// operator who handed the file over rather than the ASN.1 decoder's.
+type CSRFormatError struct {
+	// Detail is what is wrong ("the DER data is truncated: 120 of 240
+	// bytes"), or "" when the data is neither PEM text nor DER at all.
+	Detail string
+}
+
+// Error says what a request must be, then what this one is.
+func (e *CSRFormatError) Error() string {
+	msg := "not a certificate request: expected PEM 'CERTIFICATE REQUEST' or DER PKCS#10"
+	if e.Detail != "" {
+		msg += " (" + e.Detail + ")"
+	}
+	return msg
+}
+
+// Unwrap returns ErrMalformedCSR.
+func (e *CSRFormatError) Unwrap() error { return ErrMalformedCSR }
+
 // SANError reports a subject alternative name a profile refuses. Kind is
 // "dns", "ip", "email", "uri", "other" (a name form this package never
 // issues) or "count" (too few or too many names; Value is then the count).

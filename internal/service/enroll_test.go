@@ -172,7 +172,7 @@ func TestSubmitRejectsBadRequests(t *testing.T) {
 		profile string
 		want    want
 	}{
-		{"malformed", []byte("this is not a request"), "", want{apierr.BadRequest, ca.ErrMalformedCSR, "structure error"}},
+		{"malformed", []byte("this is not a request"), "", want{apierr.BadRequest, ca.ErrMalformedCSR, "not a certificate request: expected PEM 'CERTIFICATE REQUEST' or DER PKCS#10"}},
 		{"truncated", der[:len(der)/2], "", want{apierr.BadRequest, ca.ErrMalformedCSR, "truncated"}},
 		{"bad signature", badSig, "", want{apierr.BadRequest, ca.ErrBadSignature, "signature"}},
 		{"rsa-1024", makeCSR(t, rsaKey(t, 1024), csrSpec{CN: "small.example.test"}), "", want{apierr.PolicyDenied, ca.ErrKeyNotAllowed, "rsa-1024"}},
@@ -200,6 +200,9 @@ func TestSubmitRejectsBadRequests(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.want.detail) {
 				t.Errorf("err = %q, want it to mention %q", err, tc.want.detail)
+			}
+			if strings.Contains(err.Error(), "asn1") {
+				t.Errorf("err = %q shows the ASN.1 decoder's message", err)
 			}
 			key := tc.want.code.Reason + "|" + tc.want.sentinel.Error() + "|" + tc.want.detail
 			if prev, dup := seen[key]; dup {

@@ -199,7 +199,11 @@ func checkCertificates(ctx context.Context, caCert *x509.Certificate, d *store.D
 			cs.add(p)
 		}
 	}
-	cs.pass(CheckCerts, fmt.Sprintf("%d issued certificates verify against the CA certificate and match their database records", len(certs)))
+	if len(certs) == 1 {
+		cs.pass(CheckCerts, "1 issued certificate verifies against the CA certificate and matches its database record")
+	} else {
+		cs.pass(CheckCerts, fmt.Sprintf("%d issued certificates verify against the CA certificate and match their database records", len(certs)))
+	}
 	return len(certs), nil
 }
 

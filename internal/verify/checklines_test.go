@@ -130,7 +130,7 @@ func TestCheckLinesOfDamagedSet(t *testing.T) {
 			"          - " + mid + ": file missing from backup set",
 			checkLine("FAIL", CheckLogs, "1 problem"),
 			fmt.Sprintf("          - %s: backup chain gap: backup %d: log generation %d: the generation's file is missing: "+
-				"the records it held cannot be replayed and the chain breaks there", mid, midBackup, midGen),
+				"the records it held cannot be replayed and the chain breaks there", mid, midBackup+1, midGen),
 			checkLine("ok  ", CheckDatabase, fmt.Sprintf("%s reflects LSN %d and carries the set's signatures", sf.db, sf.m.Backups[0].SnapshotLSN)),
 		}, []error{backupset.ErrMissingFile, backupset.ErrChainGap}},
 		{"last log generation truncated by 100 bytes", func(t *testing.T, dir string) {

@@ -106,7 +106,8 @@ func checkCounts(info *setInfo, d *store.Dump, cs *checks) Counts {
 	}
 	n.Principals = int64(len(d.Principals))
 	n.Backups = int64(len(d.Backups))
-	cs.pass(CheckCounts, fmt.Sprintf("%d requests: %d issued, %d revoked, %d pending, %d denied; %d CRLs, %d principals, %d recorded backups; consistent",
-		n.Requests, n.Issued, n.Revoked, n.Pending, n.Denied, n.CRLs, n.Principals, n.Backups))
+	cs.pass(CheckCounts, fmt.Sprintf("%s: %d issued, %d revoked, %d pending, %d denied; %s, %s, %s; consistent",
+		countOf(n.Requests, "request", "requests"), n.Issued, n.Revoked, n.Pending, n.Denied, countOf(n.CRLs, "CRL", "CRLs"),
+		countOf(n.Principals, "principal", "principals"), countOf(n.Backups, "recorded backup", "recorded backups")))
 	return n
 }

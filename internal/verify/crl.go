@@ -80,6 +80,9 @@ func checkCRLs(caCert *x509.Certificate, d *store.Dump, dyn []dynamicFile, cs *c
 		return
 	}
 	detail := fmt.Sprintf("%d recorded CRLs verify against the CA certificate", len(d.CRLs))
+	if len(d.CRLs) == 1 {
+		detail = "1 recorded CRL verifies against the CA certificate"
+	}
 	if lastFull != nil {
 		want := map[string]crlEntry{}
 		for serial, st := range statesBefore(d.RevocationEvents, lastFull.LSN) {
@@ -89,8 +92,8 @@ func checkCRLs(caCert *x509.Certificate, d *store.Dump, dyn []dynamicFile, cs *c
 			}
 		}
 		compareEntries(lastFull, parsed[lastFull.Number], want, certs, cs)
-		detail += fmt.Sprintf("; %s (%s) lists exactly the %d revoked, unexpired certificates known when it was recorded",
-			crlName(*lastFull), lastFull.ThisUpdate.UTC().Format(timeFmt), len(want))
+		detail += fmt.Sprintf("; %s (%s) lists exactly the %d revoked, unexpired certificate%s known when it was recorded",
+			crlName(*lastFull), lastFull.ThisUpdate.UTC().Format(timeFmt), len(want), plural(len(want)))
 	}
 	if lastDelta != nil {
 		base, ok := byNumber[lastDelta.BaseNumber]

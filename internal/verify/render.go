@@ -53,8 +53,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	switch r.Outcome() {
 	case OutcomeOK:
-		fmt.Fprintf(&b, "result: OK, restorable: %d files, %s, %d log records replayed onto the snapshot, %d certificates checked, in %s\n",
-			r.Files, byteWords(r.Bytes), r.Replayed, r.Counts.Certificates, r.Duration.Round(time.Millisecond))
+		fmt.Fprintf(&b, "result: OK, restorable: %s, %s, %s replayed onto the snapshot, %s checked, in %s\n",
+			countOf(r.Files, "file", "files"), byteWords(r.Bytes), countOf(r.Replayed, "log record", "log records"),
+			countOf(r.Counts.Certificates, "certificate", "certificates"), r.Duration.Round(time.Millisecond))
 	case OutcomeFailed:
 		fmt.Fprintf(&b, "result: FAILED, %d problem%s, in %s\n", len(r.Problems), plural(len(r.Problems)), r.Duration.Round(time.Millisecond))
 	default:

@@ -229,3 +229,11 @@ func plural(n int) string {
 	}
 	return "s"
 }
+
+// countOf writes n and the noun that goes with it: one for 1, else many.
+func countOf[N ~int | ~int64](n N, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}

@@ -167,14 +167,14 @@ func verifySet(ctx context.Context, info *setInfo, cs *checks) error {
 	}
 	if info.hasManifest {
 		cs.pass(CheckManifest, fmt.Sprintf("format %d, checksum %s…, %s", backupset.ManifestFormat, info.manifestChecksum[:12], chainWords(info.backups)))
-		cs.pass(CheckFiles, fmt.Sprintf("%d files, %s: sizes and SHA-256 digests match the manifest, nothing missing or extra", rep.Files, byteWords(rep.Bytes)))
+		cs.pass(CheckFiles, fmt.Sprintf("%s, %s: sizes and SHA-256 digests match the manifest, nothing missing or extra", countOf(rep.Files, "file", "files"), byteWords(rep.Bytes)))
 		passUnless(CheckDatabase, fmt.Sprintf("%s reflects LSN %d and carries the set's signatures", info.dbRel, info.snapshotLSN),
 			only(info.dbRel), "")
 		passUnless(CheckLogs, fmt.Sprintf("%d generation%s %d..%d of log set %x, chained and continuous through LSN %d",
 			nLogs, plural(nLogs), info.firstGen, info.lastGen, info.logSig[:4], info.lastLSN), failedLogs, logsRest)
 	} else {
 		cs.pass(CheckManifest, "absent: derived from the files")
-		cs.pass(CheckFiles, fmt.Sprintf("%d files, %s, all of the set layout (no digests to check without a manifest)", rep.Files, byteWords(rep.Bytes)))
+		cs.pass(CheckFiles, fmt.Sprintf("%s, %s, all of the set layout (no digests to check without a manifest)", countOf(rep.Files, "file", "files"), byteWords(rep.Bytes)))
 		passUnless(CheckDatabase, fmt.Sprintf("%s reflects LSN %d, passes SQLite's quick_check; database signature %x, log set %x",
 			info.dbRel, info.snapshotLSN, info.dbSig[:4], info.logSig[:4]), only(info.dbRel), "")
 		span := fmt.Sprintf("from LSN %d through %d", info.snapshotLSN+1, info.lastLSN)

@@ -1,0 +1,307 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/term"
+)
+
+// The progress line of certadm backup on a terminal.
+const (
+	// progressInterval is how often the line is redrawn, whether or not
+	// bytes arrived since: a stream the server holds back still shows its
+	// rate falling.
+	progressInterval = 200 * time.Millisecond
+	// rateWarmup is how long after the line appears it shows no rate: the
+	// first chunk of a file arrives at once, so a rate measured over less
+	// time says nothing about the run.
+	rateWarmup = time.Second
+	// rateWindow is the span the shown rate is measured over, so that it
+	// follows a change of pace within seconds.
+	rateWindow = 3 * time.Second
+	// progressBarWidth is the bar's width when the terminal has room.
+	progressBarWidth = 30
+	// progressNameWidth is the most of a file name the line shows.
+	progressNameWidth = 24
+)
+
+// terminalOutput returns w and its width in columns when w is a terminal,
+// and ok false otherwise (a pipe, a file, a test's buffer). Tests replace
+// it to take the terminal path.
+var terminalOutput = func(w io.Writer) (out io.Writer, width int, ok bool) {
+	f, isFile := w.(*os.File)
+	if !isFile || !term.IsTerminal(int(f.Fd())) {
+		return nil, 0, false
+	}
+	width, _, err := term.GetSize(int(f.Fd()))
+	if err != nil || width <= 0 {
+		width = 80
+	}
+	return f, width, true
+}
+
+// backupProgress shows how far a whole backup run is on one terminal line,
+// redrawn in place every progressInterval: the file being copied, a bar and
+// a percentage over the bytes of every file the session listed so far, those
+// bytes as done of total, and the rate once it means something. The total
+// grows as the session lists files (a full backup lists its log generations
+// after its database is copied). Write counts bytes, so a backupProgress can
+// sit beside the file being written in an io.MultiWriter.
+//
+// A nil *backupProgress does nothing: a run whose standard output is not a
+// terminal has none and prints only its summary line.
+type backupProgress struct {
+	w     io.Writer
+	width int
+	now   func() time.Time
+
+	mu      sync.Mutex
+	name    string
+	total   int64
+	done    int64
+	start   time.Time
+	samples []progressSample // done at each redraw in the last rateWindow
+	closed  bool
+
+	stop     chan struct{}
+	finished chan struct{}
+}
+
+// progressSample is how many bytes were done at a time.
+type progressSample struct {
+	at   time.Time
+	done int64
+}
+
+// newBackupProgress returns the progress line for a run whose messages go
+// to w, and starts redrawing it; it returns nil when w is not a terminal.
+// The caller calls close before it prints anything else on w.
+func newBackupProgress(w io.Writer) *backupProgress {
+	out, width, ok := terminalOutput(w)
+	if !ok {
+		return nil
+	}
+	p := newProgressLine(out, width, time.Now)
+	p.stop, p.finished = make(chan struct{}), make(chan struct{})
+	go p.loop()
+	return p
+}
+
+// newProgressLine returns a line for a terminal width columns wide that
+// reads the time from now, without the redrawing (tests draw it by hand).
+// The rate is measured from now(): the bytes of the first chunk took the
+// time since then to arrive.
+func newProgressLine(w io.Writer, width int, now func() time.Time) *backupProgress {
+	start := now()
+	return &backupProgress{w: w, width: width, now: now, start: start, samples: []progressSample{{at: start}}}
+}
+
+func (p *backupProgress) loop() {
+	defer close(p.finished)
+	t := time.NewTicker(progressInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+			p.draw()
+		}
+	}
+}
+
+// expect adds n bytes to the total: the listed size of a file the run will
+// copy.
+func (p *backupProgress) expect(n int64) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	p.total += n
+	p.mu.Unlock()
+}
+
+// file names the file being copied.
+func (p *backupProgress) file(name string) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	p.name = name
+	p.mu.Unlock()
+}
+
+// Write counts len(b) bytes as done. It never fails.
+func (p *backupProgress) Write(b []byte) (int, error) {
+	p.add(int64(len(b)))
+	return len(b), nil
+}
+
+// add counts n bytes as done.
+func (p *backupProgress) add(n int64) {
+	if p == nil || n <= 0 {
+		return
+	}
+	p.mu.Lock()
+	p.done += n
+	p.mu.Unlock()
+}
+
+// draw redraws the line.
+func (p *backupProgress) draw() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	fmt.Fprintf(p.w, "\r%s\x1b[K", p.lineLocked(p.now()))
+}
+
+// clearLine erases the line until the next redraw, so that a message the
+// caller prints on the same terminal starts on a clean line.
+func (p *backupProgress) clearLine() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.closed {
+		fmt.Fprint(p.w, "\r\x1b[K")
+	}
+}
+
+// close stops the redrawing and clears the line, so that what the caller
+// prints next starts on a clean line. It may be called more than once.
+func (p *backupProgress) close() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	p.mu.Unlock()
+	if p.stop != nil {
+		close(p.stop)
+		<-p.finished
+	}
+	fmt.Fprint(p.w, "\r\x1b[K")
+}
+
+// line is what draw writes at now (without the carriage return and the
+// erase-to-end-of-line that surround it).
+func (p *backupProgress) line(now time.Time) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lineLocked(now)
+}
+
+func (p *backupProgress) lineLocked(now time.Time) string {
+	rate, known := p.rateLocked(now)
+	name := p.name
+	if utf8.RuneCountInString(name) > progressNameWidth {
+		r := []rune(name)
+		name = string(r[:progressNameWidth-1]) + "…"
+	}
+	total := max(p.total, p.done)
+	frac := 1.0
+	if total > 0 {
+		frac = float64(p.done) / float64(total)
+	}
+	tail := fmt.Sprintf(" %3d%%  %s / %s", int(frac*100), byteSize(p.done), byteSize(total))
+	if known {
+		tail += "  " + byteSize(int64(rate)) + "/s"
+	}
+	// The bar gets what the terminal has left, at most progressBarWidth
+	// columns; on a narrow terminal there is none.
+	bar := ""
+	room := p.width - 1 - utf8.RuneCountInString(name) - len(tail) - 3
+	if w := min(progressBarWidth, room); w >= 10 {
+		filled := int(frac * float64(w))
+		bar = " [" + strings.Repeat("=", filled) + strings.Repeat(" ", w-filled) + "]"
+	}
+	return name + bar + tail
+}
+
+// rateLocked records a sample at now and returns the rate in bytes per
+// second over the last rateWindow, and false while no rate is meaningful
+// yet: before the first byte and for rateWarmup after the line appeared.
+func (p *backupProgress) rateLocked(now time.Time) (float64, bool) {
+	p.samples = append(p.samples, progressSample{at: now, done: p.done})
+	// Keep one sample at or before the window's start, so that the rate
+	// spans the whole window once the run is that old.
+	start := now.Add(-rateWindow)
+	i := 0
+	for i+1 < len(p.samples) && !p.samples[i+1].at.After(start) {
+		i++
+	}
+	p.samples = p.samples[i:]
+	if p.done == 0 || now.Sub(p.start) < rateWarmup {
+		return 0, false
+	}
+	oldest := p.samples[0]
+	dt := now.Sub(oldest.at).Seconds()
+	if dt <= 0 {
+		return 0, false
+	}
+	return float64(p.done-oldest.done) / dt, true
+}
+
+// byteSize formats a byte count for the progress line, in the decimal
+// units of the summary line's MB/s.
+func byteSize(n int64) string {
+	switch {
+	case n < 1000:
+		return fmt.Sprintf("%d B", n)
+	case n < 1000*1000:
+		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	case n < 1000*1000*1000:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	}
+	return fmt.Sprintf("%.2f GB", float64(n)/1e9)
+}
+
+// progress counts what passes through src on p, keeping src's WriteTo
+// (which hands over the server's chunks without a copy). With p nil it
+// returns src.
+func progress(src io.Reader, p *backupProgress) io.Reader {
+	if p == nil {
+		return src
+	}
+	return &progressReader{src: src, p: p}
+}
+
+type progressReader struct {
+	src io.Reader
+	p   *backupProgress
+}
+
+func (r *progressReader) Read(b []byte) (int, error) {
+	n, err := r.src.Read(b)
+	r.p.add(int64(n))
+	return n, err
+}
+
+func (r *progressReader) WriteTo(w io.Writer) (int64, error) {
+	return io.Copy(&countingWriter{w: w, p: r.p}, r.src)
+}
+
+// countingWriter passes writes on to w and counts on p what w took.
+type countingWriter struct {
+	w io.Writer
+	p *backupProgress
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.p.add(int64(n))
+	return n, err
+}

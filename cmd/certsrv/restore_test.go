@@ -1,0 +1,109 @@
+package main
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/spf13/cobra"
+)
+
+var (
+	certadmOnce sync.Once
+	certadmPath string
+	certadmErr  error
+)
+
+// certadmBinary builds certadm next to the certsrv binary, once.
+func certadmBinary(t *testing.T) string {
+	t.Helper()
+	certadmOnce.Do(func() {
+		certadmPath = filepath.Join(filepath.Dir(binary), "certadm")
+		out, err := exec.Command("go", "build", "-o", certadmPath, "../certadm").CombinedOutput()
+		if err != nil {
+			certadmErr = err
+			t.Logf("go build certadm: %s", out)
+		}
+	})
+	if certadmErr != nil {
+		t.Fatalf("go build certadm: %v", certadmErr)
+	}
+	return certadmPath
+}
+
+// TestRestoreNoCatchUpSaysSo: a restore with --no-catchup --recover-now over
+// a CA whose live log goes on past the backup says that the live log was
+// not replayed because it was asked, and counts in the singular what there
+// is one of.
+func TestRestoreNoCatchUpSaysSo(t *testing.T) {
+	tmp := t.TempDir()
+	data := filepath.Join(tmp, "data")
+	if code, _, stderr := runCertsrv(t, "init", "--data", data); code != 0 {
+		t.Fatalf("init: %s", stderr)
+	}
+	d := startServe(t, "--data", data, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
+	set := filepath.Join(tmp, "set")
+	cmd := exec.Command(certadmBinary(t), "--server", d.admin, "--creds", filepath.Join(data, "admin"), "backup", set)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("certadm backup: %v\n%s", err, out)
+	}
+	if code := d.stop(t); code != 0 {
+		t.Fatalf("serve exit %d", code)
+	}
+	code, stdout, stderr := runCertsrv(t, "restore", set, "--data", data, "--force", "--no-catchup", "--recover-now")
+	if code != 0 {
+		t.Fatalf("restore: exit %d\n%s%s", code, stdout, stderr)
+	}
+	for _, want := range []string{
+		"Verified backup set " + set + ": 1 backup, ",
+		"Live log not replayed: --no-catchup\n",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("restore output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if strings.Contains(stdout, " 1 backups") || strings.Contains(stdout, " 1 records") {
+		t.Errorf("a plural after 1:\n%s", stdout)
+	}
+}
+
+// TestUsageHintNamesTheSubcommand: a usage error of any command ends with
+// the help of that command ("certsrv restore --help" for restore).
+func TestUsageHintNamesTheSubcommand(t *testing.T) {
+	var paths [][]string
+	var walk func(c *cobra.Command, path []string)
+	walk = func(c *cobra.Command, path []string) {
+		paths = append(paths, path)
+		for _, sub := range c.Commands() {
+			if sub.Name() != "help" {
+				walk(sub, append(append([]string{}, path...), sub.Name()))
+			}
+		}
+	}
+	walk(newRootCmd(&app{}), nil)
+	if len(paths) < 8 {
+		t.Fatalf("only %d commands found", len(paths))
+	}
+	check := func(args []string, path []string) {
+		t.Helper()
+		var out, errOut strings.Builder
+		code := run(args, &out, &errOut)
+		want := "Run '" + strings.Join(append([]string{"certsrv"}, path...), " ") + " --help' for usage.\n"
+		if code != exitUsage || !strings.HasSuffix(errOut.String(), want) {
+			t.Errorf("certsrv %q: exit %d, stderr %q; want it to end with %q", args, code, errOut.String(), want)
+		}
+	}
+	for _, p := range paths {
+		check(append(append([]string{}, p...), "--no-such-flag"), p)
+	}
+	dir := t.TempDir()
+	check([]string{"restore", "--data", dir}, []string{"restore"})
+	check([]string{"restore", dir, "--data", dir, "--until", "soon"}, []string{"restore"})
+	check([]string{"restore", "a", "b"}, []string{"restore"})
+	check([]string{"key"}, []string{"key"})
+	check([]string{"key", "restore", "file.p12", "--data", dir}, []string{"key", "restore"})
+	check([]string{"init", "--key", "rsa-1024", "--data", dir}, []string{"init"})
+	check([]string{"bogus"}, nil)
+}
