@@ -349,6 +349,26 @@ func TestRealServerControlShutdown(t *testing.T) {
 	}
 }
 
+// fullSession prepares a full backup and lists its database and its logs.
+func fullSession(t *testing.T, addr string, opt certadm.Option) (*certadm.BackupContext, []certadm.File, []certadm.File) {
+	t.Helper()
+	ctx := context.Background()
+	b, err := certadm.BackupPrepare(ctx, addr, certadm.BackupFull, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	dbs, err := b.DatabaseNames(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, err := b.BackupLogs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, dbs, logs
+}
+
 // logCount is the number of log generations in the server's log directory.
 func logCount(t *testing.T, dir string) int {
 	t.Helper()
@@ -374,18 +394,7 @@ func TestRealPartlyReadSmallFileIsNotCopied(t *testing.T) {
 	defer c.Close()
 	issue(t, c, "partial", 3)
 	for _, which := range []string{"database", "log"} {
-		b, err := certadm.BackupPrepare(ctx, srv.Addr, certadm.BackupFull, opt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dbs, err := b.DatabaseNames(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		logs, err := b.BackupLogs(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		b, dbs, logs := fullSession(t, srv.Addr, opt)
 		files := append(dbs, logs...)
 		short := dbs[0].Name
 		if which == "log" {
@@ -444,18 +453,7 @@ func TestRealAbortAfterTruncateKeepsTheChain(t *testing.T) {
 	}
 	defer c.Close()
 	issue(t, c, "trunc", 2)
-	b, err := certadm.BackupPrepare(ctx, srv.Addr, certadm.BackupFull, opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dbs, err := b.DatabaseNames(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs, err := b.BackupLogs(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, dbs, logs := fullSession(t, srv.Addr, opt)
 	copyFiles(t, b, append(dbs, logs...), t.TempDir(), 0)
 	res, err := b.TruncateLogs(ctx)
 	if err != nil || res.Deleted == 0 {
