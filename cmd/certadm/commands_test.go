@@ -392,10 +392,20 @@ func TestBackupSessionCommands(t *testing.T) {
 	}
 	// While it runs, locations reports the busy server.
 	code, _, errOut := cli(t, append(g, "locations")...)
-	if code != exitError || !strings.HasSuffix(errOut, "(HRESULT 0xC80001F9)\n") {
+	if code != exitError || !strings.HasSuffix(errOut, "(HRESULT 0xC80001F9)\n") || !strings.Contains(errOut, "run it when the backup has ended") {
 		t.Fatalf("locations during a backup: exit %d %s", code, errOut)
 	}
 	b.Abort(context.Background())
+	// Without the Operator role the message says why a listing needs it.
+	auditor, err := srv.Grant("list-auditor", "Auditor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = cli(t, "--server", srv.Addr, "--creds", auditor, "dynamic-files")
+	if code != exitError || !strings.Contains(errOut, "dynamic-files opens a backup session, which needs the Operator role") ||
+		!strings.HasSuffix(errOut, "(HRESULT 0x80070005)\n") {
+		t.Fatalf("dynamic-files as an auditor: exit %d %s", code, errOut)
+	}
 
 	if out := mustCLI(t, append(g, "shutdown")...); out != "shutdown requested\n" {
 		t.Fatalf("shutdown: %q", out)

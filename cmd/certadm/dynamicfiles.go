@@ -17,7 +17,7 @@ its name, a tab, and the HTTP URL it is fetched from. The command opens a
 full backup session, lists, and aborts it.`,
 		Args: cobra.NoArgs,
 		RunE: a.action(func(ctx context.Context, args []string) error {
-			return a.inBackupSession(ctx, func(b *certadm.BackupContext) error {
+			return a.inBackupSession(ctx, "dynamic-files", func(b *certadm.BackupContext) error {
 				files, err := b.DynamicFiles(ctx)
 				if err != nil {
 					return err

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/spf13/cobra"
 
@@ -18,7 +20,7 @@ the checkpoint directory, followed by the absolute path on the server. The
 command opens a full backup session, lists, and aborts it.`,
 		Args: cobra.NoArgs,
 		RunE: a.action(func(ctx context.Context, args []string) error {
-			return a.inBackupSession(ctx, func(b *certadm.BackupContext) error {
+			return a.inBackupSession(ctx, "locations", func(b *certadm.BackupContext) error {
 				files, err := b.DatabaseLocations(ctx)
 				if err != nil {
 					return err
@@ -33,11 +35,17 @@ command opens a full backup session, lists, and aborts it.`,
 }
 
 // inBackupSession prepares a full backup session, runs fn, and aborts the
-// session, as certutil does for its listing commands. fn's error wins over
-// the abort's.
-func (a *app) inBackupSession(ctx context.Context, fn func(*certadm.BackupContext) error) error {
+// session, as certutil does for its listing commands (certbcli.h lists
+// these only within a backup context). fn's error wins over the abort's.
+// A refused prepare says why the listing command needed a session.
+func (a *app) inBackupSession(ctx context.Context, command string, fn func(*certadm.BackupContext) error) error {
 	b, err := certadm.BackupPrepare(ctx, a.server, certadm.BackupFull, a.options()...)
-	if err != nil {
+	switch {
+	case errors.Is(err, certadm.ErrAccessDenied):
+		return fmt.Errorf("%s opens a backup session, which needs the Operator role: %w", command, err)
+	case errors.Is(err, certadm.ErrBackupInProgress):
+		return fmt.Errorf("%s opens a backup session of its own, and only one runs at a time; run it when the backup has ended: %w", command, err)
+	case err != nil:
 		return err
 	}
 	err = fn(b)
