@@ -252,8 +252,11 @@ func TestKillDuringRecovery(t *testing.T) {
 			t.Fatalf("round %d: the recovery child did not start replaying", round)
 		}
 		// The replay verifies the logs, then applies about 100,000
-		// records a second: kill it a fifth of the way in, give or take.
-		time.Sleep(150*time.Millisecond + time.Duration(rand.IntN(100))*time.Millisecond)
+		// records a second (far fewer under the race detector): kill it
+		// once it has written into the database's WAL, give or take a
+		// few milliseconds, whatever the machine's speed.
+		waitForWrites(t, dbPath+"-wal", 256<<10, time.Minute)
+		time.Sleep(time.Duration(rand.IntN(30)) * time.Millisecond)
 		kill(t, child)
 		rec, err := Pending(target)
 		must(t, err, "record after the kill")
@@ -322,3 +325,20 @@ func fillRecords(t testing.TB, db *store.DB, n int) {
 		t.Fatalf("fill: %v", err)
 	}
 }
+
+// waitForWrites waits until the file at p holds more than n bytes, or
+// fails the test after d.
+func waitForWrites(t *testing.T, p string, n int64, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		if fi, err := os.Stat(p); err == nil && fi.Size() > n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not grow past %d bytes in %s", p, n, d)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
