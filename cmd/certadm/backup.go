@@ -273,9 +273,10 @@ func (r *backupRun) full(ctx context.Context) error {
 	if err := backupStep("logs"); err != nil {
 		return err
 	}
-	if err := r.truncate(ctx, b); err != nil {
-		return err
-	}
+	// Everything else the set holds comes before the server is asked to
+	// delete anything: a failure up to the commit (a dynamic file that
+	// cannot be fetched, a key export the server refuses) aborts the
+	// session, and the server then deletes nothing and records nothing.
 	if err := backupStep("dynamic"); err != nil {
 		return err
 	}
@@ -297,15 +298,53 @@ func (r *backupRun) full(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := backupStep("end"); err != nil {
-		return err
+	return r.commitAndEnd(ctx, s, func() (*backupset.Manifest, error) {
+		return w.Commit(ctx, backupset.BackupInfo{Server: s.c.Server(), CertsrvVersion: s.info.Version})
+	})
+}
+
+// commitAndEnd finishes a backup whose files are all in DIR: commit writes
+// the manifest. With --keep-logs the session ends first (the server
+// records the backup) and the manifest follows, so a failure leaves no
+// manifest and no record. Otherwise the manifest comes first: the set is
+// complete and restorable on the medium before TruncateLogs records the
+// backup and deletes the generations it copied, and a failure after the
+// commit says what the server did and did not do.
+func (r *backupRun) commitAndEnd(ctx context.Context, s *backupSession, commit func() (*backupset.Manifest, error)) error {
+	if r.flags.keepLogs {
+		r.truncated = "none (--keep-logs)"
+		if err := backupStep("end"); err != nil {
+			return err
+		}
+		if err := s.end(ctx); err != nil {
+			return err
+		}
+		m, err := commit()
+		if err != nil {
+			return err
+		}
+		r.summary(m)
+		return nil
 	}
-	if err := s.end(ctx); err != nil {
-		return err
-	}
-	m, err := w.Commit(ctx, backupset.BackupInfo{Server: s.c.Server(), CertsrvVersion: s.info.Version})
+	m, err := commit()
 	if err != nil {
 		return err
+	}
+	err = backupStep("truncate")
+	if err == nil {
+		err = r.truncate(ctx, s.b)
+	}
+	if err != nil {
+		return fmt.Errorf("%w (the backup set in %s is complete and restorable, but the server recorded no backup and deleted no log: the next backup must be a full one)", err, r.dir)
+	}
+	err = backupStep("end")
+	if err == nil {
+		err = s.end(ctx)
+	}
+	if err != nil {
+		// TruncateLogs recorded the backup before it deleted anything.
+		r.prog.clearLine()
+		fmt.Fprintf(r.a.stderr, "certadm: warning: ending the backup session: %v (the backup was recorded when the logs were truncated)\n", err)
 	}
 	r.summary(m)
 	return nil
@@ -403,36 +442,12 @@ func (r *backupRun) incremental(ctx context.Context) (err error) {
 	if err := backupStep("logs"); err != nil {
 		return err
 	}
-	if err := r.truncate(ctx, b); err != nil {
-		return err
-	}
-	// Once the server deleted generations, the copies in DIR are the only
-	// ones: a later failure keeps them.
-	kept = r.deleted()
-	if err := backupStep("end"); err != nil {
-		return r.keptNote(err)
-	}
-	if err := s.end(ctx); err != nil {
-		return r.keptNote(err)
-	}
-	m, err := ap.Commit(ctx, backupset.BackupInfo{Server: s.c.Server(), CertsrvVersion: s.info.Version})
-	if err != nil {
-		return r.keptNote(err)
-	}
-	r.summary(m)
-	return nil
+	return r.commitAndEnd(ctx, s, func() (*backupset.Manifest, error) {
+		m, err := ap.Commit(ctx, backupset.BackupInfo{Server: s.c.Server(), CertsrvVersion: s.info.Version})
+		kept = err == nil // committed: the deferred Abort must leave it
+		return m, err
+	})
 }
-
-// keptNote adds to err, when truncation deleted generations, that their
-// copies were left in DIR.
-func (r *backupRun) keptNote(err error) error {
-	if !r.deleted() {
-		return err
-	}
-	return fmt.Errorf("%w (the server already deleted %s; their copies stay in %s/%s)", err, r.truncated, r.dir, backupset.DatabaseDir)
-}
-
-func (r *backupRun) deleted() bool { return strings.HasPrefix(r.truncated, "generation") }
 
 // copyFile opens a listed file and passes its stream to add, counted on
 // the progress line on a terminal.

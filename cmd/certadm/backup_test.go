@@ -348,6 +348,107 @@ func TestBackupFailureLeavesNoManifest(t *testing.T) {
 	}
 }
 
+// TestBackupFailureBeforeTruncationDeletesNothing: a backup that truncates
+// (the default) fails at a step before its manifest is written (a dynamic
+// file, a key export the server refuses): the server deletes no log and
+// records nothing. A failure after the manifest (at truncation) leaves a
+// complete set, says so, and deletes nothing; one at the session's end,
+// after truncation recorded the backup, is only a warning.
+func TestBackupFailureBeforeTruncationDeletesNothing(t *testing.T) {
+	isolate(t)
+	srv := startServer(t)
+	conn := []string{"--server", srv.Addr, "--creds", srv.CredsDir}
+	c := client(t, srv.Addr, srv.CredsDir)
+	logs := func() int {
+		m, err := filepath.Glob(filepath.Join(srv.Dir.LogDir(), "*.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(m)
+	}
+	nothingRecorded := func(t *testing.T) {
+		t.Helper()
+		if _, err := c.BackupPrepare(context.Background(), certadm.BackupLogsOnly); !errors.Is(err, certadm.ErrFullBackupNotTaken) {
+			t.Errorf("after the failed backup: %v", err)
+		}
+	}
+	injected := errors.New("injected failure")
+	for _, at := range []string{"dynamic", "truncate"} {
+		t.Run(at, func(t *testing.T) {
+			issueCerts(t, c, 3, "fail-"+at)
+			backupFault = func(step string) error {
+				if step == at {
+					return injected
+				}
+				return nil
+			}
+			defer func() { backupFault = nil }()
+			before := logs()
+			dir := filepath.Join(t.TempDir(), "set")
+			code, _, errOut := cli(t, append(conn, "backup", dir)...)
+			if code != exitError || !strings.Contains(errOut, injected.Error()) {
+				t.Fatalf("exit %d %s", code, errOut)
+			}
+			// The backup listed logs, which rolls a new generation.
+			if after := logs(); after < before {
+				t.Errorf("%d log generations before the failed backup, %d after", before, after)
+			}
+			nothingRecorded(t)
+			_, err := backupset.Open(dir)
+			switch at {
+			case "dynamic":
+				if !errors.Is(err, backupset.ErrNoManifest) {
+					t.Errorf("open the set of a backup that failed before its manifest: %v", err)
+				}
+			case "truncate":
+				if err != nil || !strings.Contains(errOut, "complete and restorable") || !strings.Contains(errOut, "the next backup must be a full one") {
+					t.Errorf("a failure after the manifest: open %v, message %s", err, errOut)
+				}
+			}
+		})
+	}
+	t.Run("key refused", func(t *testing.T) {
+		short := filepath.Join(t.TempDir(), "short")
+		if err := os.WriteFile(short, []byte("short\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		issueCerts(t, c, 3, "key-refused")
+		before := logs()
+		dir := filepath.Join(t.TempDir(), "set")
+		code, _, errOut := cli(t, append(conn, "backup", "--with-key", "--password-file", short, dir)...)
+		if code != exitError || !strings.Contains(errOut, "8 characters") {
+			t.Fatalf("a key backup the server refuses: exit %d %s", code, errOut)
+		}
+		if after := logs(); after < before {
+			t.Errorf("%d log generations before the refused key backup, %d after", before, after)
+		}
+		nothingRecorded(t)
+	})
+	t.Run("end", func(t *testing.T) {
+		backupFault = func(step string) error {
+			if step == "end" {
+				return injected
+			}
+			return nil
+		}
+		defer func() { backupFault = nil }()
+		dir := filepath.Join(t.TempDir(), "set")
+		code, out, errOut := cli(t, append(conn, "backup", dir)...)
+		if code != 0 || !strings.Contains(errOut, "warning: ending the backup session") || !strings.Contains(out, "backup complete") {
+			t.Fatalf("a failure at the end after truncation: exit %d\n%s%s", code, out, errOut)
+		}
+		if _, err := backupset.Open(dir); err != nil {
+			t.Fatal(err)
+		}
+		// Truncation recorded it: a logs-only backup may follow.
+		b, err := c.BackupPrepare(context.Background(), certadm.BackupLogsOnly)
+		if err != nil {
+			t.Fatalf("logs-only after the recorded backup: %v", err)
+		}
+		b.Abort(context.Background())
+	})
+}
+
 func TestBackupWithKeyAndFlags(t *testing.T) {
 	isolate(t)
 	srv := startServer(t)
