@@ -100,7 +100,9 @@ T is RFC 3339 (2027-01-01T12:00:00Z) or a date (2027-01-01 means
 2027-01-01T00:00:00Z), compared to the microsecond. expires conditions
 select certificates only, so they leave out pending and denied requests.
 Field names are case-insensitive; spaces around FIELD, OP and VALUE are
-ignored; write a comma inside a value as \, and a backslash as \\.
+ignored. A comma inside a value is written \, as a subject shows it
+(RFC 4514, as certadm view prints it): subject~O=Example\, Inc. matches the
+subject CN=x,O=Example\, Inc.
 
 The same field may appear twice if the conditions agree: two upper or two
 lower expiry bounds keep the stricter one, and of two subject texts where

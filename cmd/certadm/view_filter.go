@@ -32,8 +32,10 @@ type condition struct {
 }
 
 // parseFilter reads one --filter value: conditions separated by commas. A
-// comma inside a value is written `\,` and a backslash `\\`; a backslash
-// before any other character stands for itself.
+// comma written `\,` does not end a condition, and `\\` is a backslash that
+// does not escape what follows; both stay in the value as written, which
+// is how a subject shows them (RFC 4514: `O=Example\, Inc.`), so a subject
+// copied from certadm view matches.
 func parseFilter(s string) ([]condition, error) {
 	var (
 		parts []string
@@ -43,6 +45,7 @@ func parseFilter(s string) ([]condition, error) {
 		c := s[i]
 		switch {
 		case c == '\\' && i+1 < len(s) && (s[i+1] == ',' || s[i+1] == '\\'):
+			cur.WriteByte(c)
 			cur.WriteByte(s[i+1])
 			i++
 		case c == ',':

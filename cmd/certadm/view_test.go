@@ -2,10 +2,18 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/csv"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -45,7 +53,7 @@ func TestViewFilterSyntax(t *testing.T) {
 		{[]string{"--filter", "serial=0a:bc"}, certadm.ViewFilter{Serial: "0ABC"}},
 		{[]string{"--filter", "requester=alice"}, certadm.ViewFilter{Requester: "alice"}},
 		{[]string{"--filter", "subject~CN=www"}, certadm.ViewFilter{SubjectContains: "CN=www"}},
-		{[]string{"--filter", `subject~O=Example\, Inc.\\x`}, certadm.ViewFilter{SubjectContains: `O=Example, Inc.\x`}},
+		{[]string{"--filter", `subject~O=Example\, Inc.\\x`}, certadm.ViewFilter{SubjectContains: `O=Example\, Inc.\\x`}},
 		{[]string{"--filter", `subject~a\b`}, certadm.ViewFilter{SubjectContains: `a\b`}},
 		// The server compares NotAfter strictly, to the microsecond.
 		{[]string{"--filter", "expires<2027-01-01"}, certadm.ViewFilter{ExpiresBefore: day}},
@@ -460,5 +468,35 @@ func TestViewListsEveryRow(t *testing.T) {
 	}
 	if rs, more, err := fetchView(ctx, old, certadm.ViewFilter{}, 3); err != nil || len(rs) != 3 || !more {
 		t.Fatalf("old server, --limit 3: %d rows, more %v, err %v", len(rs), more, err)
+	}
+}
+
+// TestViewFilterSubjectWithComma: a subject whose value holds a comma is
+// shown in RFC 4514 form (O=Example\, Inc.), and the same text in a
+// --filter condition finds it.
+func TestViewFilterSubjectWithComma(t *testing.T) {
+	srv := startServer(t)
+	isolate(t)
+	g := []string{"--server", srv.Addr, "--creds", srv.CredsDir}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject:  pkix.Name{CommonName: "comma.example.test", Organization: []string{"Example, Inc."}},
+		DNSNames: []string{"comma.example.test"}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr := filepath.Join(t.TempDir(), "comma.csr")
+	if err := os.WriteFile(csr, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustCLI(t, append(g, "submit", csr)...)
+	mustCLI(t, append(g, "submit", writeCSR(t, t.TempDir(), "plain.example.test"))...)
+	out := mustCLI(t, append(g, "view", "--filter", `subject~O=Example\, Inc.`, "--format", "csv")...)
+	rows := strings.Split(strings.TrimSpace(out), "\n")
+	if len(rows) != 2 || !strings.Contains(rows[1], "comma.example.test") {
+		t.Fatalf("view of the subject with a comma:\n%s", out)
 	}
 }
