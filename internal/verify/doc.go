@@ -193,8 +193,11 @@
 // bytes, first_generation,
 // last_generation, snapshot_lsn, replay {first_lsn, last_lsn, records},
 // counts {requests, pending, issued, denied, revoked, certificates, crls,
-// principals, backups}, checks [{name, status ("ok", "failed",
-// "skipped"), detail}], problems [{check, path, error}], notes, started,
+// principals, backups} (replay and counts are null when the trial restore
+// did not run), checks [{name, status ("ok", "failed", "skipped"),
+// detail}], problems_found (how many in all), problems [{check, path,
+// error}] (a check that found very many lists the first of them and one
+// saying how many more), notes, started,
 // duration_seconds, last_verified (the verified.json object or null) and
 // unchanged_since_last_verified (Record.Describes: false whenever this
 // run did not verify the set). A check's status is "skipped" when it was

@@ -93,17 +93,21 @@ func (p *Problem) Unwrap() error { return p.Err }
 type FailedError struct {
 	Dir      string
 	Problems []error
+	// Found is how many problems were found in all (Report.ProblemsFound);
+	// zero means len(Problems).
+	Found int
 }
 
 func (e *FailedError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "backup set %s failed verification: %d problem", e.Dir, len(e.Problems))
-	if len(e.Problems) != 1 {
+	found := max(e.Found, len(e.Problems))
+	fmt.Fprintf(&b, "backup set %s failed verification: %d problem", e.Dir, found)
+	if found != 1 {
 		b.WriteString("s")
 	}
 	for i, p := range e.Problems {
 		if i == 3 {
-			fmt.Fprintf(&b, "; and %d more", len(e.Problems)-3)
+			fmt.Fprintf(&b, "; and %d more", found-3)
 			break
 		}
 		b.WriteString("; ")

@@ -2,7 +2,9 @@ package verify
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -121,5 +123,41 @@ func TestRecordValidation(t *testing.T) {
 	bad := &Record{Format: RecordFormat, Outcome: "maybe"}
 	if err := WriteRecord(t.TempDir(), bad); !errors.Is(err, ErrRecord) {
 		t.Errorf("WriteRecord of an invalid record: %v", err)
+	}
+}
+
+// TestProblemCountIncludesTheUnlisted: a check that finds more problems
+// than it lists counts every one in the report's total, its text and its
+// JSON, and in the error.
+func TestProblemCountIncludesTheUnlisted(t *testing.T) {
+	cs := newChecks()
+	for i := 0; i < maxProblemsPerCheck+30; i++ {
+		cs.add(&Problem{Check: CheckCerts, Err: fmt.Errorf("certificate %d does not verify", i)})
+	}
+	cs.add(&Problem{Check: CheckCRLs, Err: errors.New("CRL 1 lists a serial it should not")})
+	r := &Report{Dir: "set"}
+	cs.fill(r)
+	want := maxProblemsPerCheck + 30 + 1
+	if r.ProblemsFound != want || len(r.Problems) != maxProblemsPerCheck+2 {
+		t.Fatalf("found %d, listed %d; want %d found, %d listed", r.ProblemsFound, len(r.Problems), want, maxProblemsPerCheck+2)
+	}
+	var text strings.Builder
+	if err := r.WriteText(&text); err != nil || !strings.Contains(text.String(), fmt.Sprintf("result: FAILED, %d problems", want)) {
+		t.Errorf("text report (%v):\n%s", err, text.String())
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j struct {
+		ProblemsFound int             `json:"problems_found"`
+		Counts        json.RawMessage `json:"counts"`
+	}
+	if err := json.Unmarshal(b, &j); err != nil || j.ProblemsFound != want || string(j.Counts) != "null" {
+		t.Errorf("JSON: problems_found %d, counts %s (%v)", j.ProblemsFound, j.Counts, err)
+	}
+	e := &FailedError{Dir: "set", Problems: r.Problems, Found: r.ProblemsFound}
+	if !strings.Contains(e.Error(), fmt.Sprintf("%d problems", want)) || !strings.Contains(e.Error(), fmt.Sprintf("and %d more", want-3)) {
+		t.Errorf("error: %v", e)
 	}
 }

@@ -57,7 +57,7 @@ func (r *Report) WriteText(w io.Writer) error {
 			countOf(r.Files, "file", "files"), byteWords(r.Bytes), countOf(r.Replayed, "log record", "log records"),
 			countOf(r.Counts.Certificates, "certificate", "certificates"), r.Duration.Round(time.Millisecond))
 	case OutcomeFailed:
-		fmt.Fprintf(&b, "result: FAILED, %d problem%s, in %s\n", len(r.Problems), plural(len(r.Problems)), r.Duration.Round(time.Millisecond))
+		fmt.Fprintf(&b, "result: FAILED, %d problem%s, in %s\n", r.ProblemsFound, plural(r.ProblemsFound), r.Duration.Round(time.Millisecond))
 	default:
 		found := ""
 		if n := len(r.Problems); n > 0 {
@@ -123,9 +123,10 @@ type jsonReport struct {
 	FirstGeneration  uint32        `json:"first_generation"`
 	LastGeneration   uint32        `json:"last_generation"`
 	SnapshotLSN      uint64        `json:"snapshot_lsn"`
-	Replay           jsonReplay    `json:"replay"`
-	Counts           jsonCounts    `json:"counts"`
+	Replay           *jsonReplay   `json:"replay"` // null when the trial restore did not run
+	Counts           *jsonCounts   `json:"counts"` // null when the trial restore did not run
 	Checks           []jsonCheck   `json:"checks"`
+	ProblemsFound    int           `json:"problems_found"`
 	Problems         []jsonProblem `json:"problems"`
 	Notes            []string      `json:"notes"`
 	Started          time.Time     `json:"started"`
@@ -171,14 +172,17 @@ func (r *Report) MarshalJSON() ([]byte, error) {
 	j := jsonReport{
 		Dir: r.Dir, OK: r.OK(), Outcome: r.Outcome(), Manifest: r.HasManifest, ManifestChecksum: r.ManifestChecksum, CA: r.CAName,
 		Backups: r.Backups, Files: r.Files, Bytes: r.Bytes, FirstGeneration: r.FirstGen, LastGeneration: r.LastGen,
-		SnapshotLSN: r.SnapshotLSN, Replay: jsonReplay{FirstLSN: r.FirstLSN, LastLSN: r.LastLSN, Records: r.Replayed},
-		Counts: jsonCounts{Requests: c.Requests, Pending: c.Pending, Issued: c.Issued, Denied: c.Denied, Revoked: c.Revoked,
-			Certificates: c.Certificates, CRLs: c.CRLs, Principals: c.Principals, Backups: c.Backups},
-		Checks: []jsonCheck{}, Problems: []jsonProblem{}, Notes: append([]string{}, r.Notes...),
+		SnapshotLSN: r.SnapshotLSN,
+		Checks:      []jsonCheck{}, ProblemsFound: r.ProblemsFound, Problems: []jsonProblem{}, Notes: append([]string{}, r.Notes...),
 		Started: r.Started.UTC(), DurationSeconds: r.Duration.Seconds(), LastVerified: r.LastVerified,
 	}
 	if r.Err != nil {
 		j.Error = r.Err.Error()
+	}
+	if r.trialRan() {
+		j.Replay = &jsonReplay{FirstLSN: r.FirstLSN, LastLSN: r.LastLSN, Records: r.Replayed}
+		j.Counts = &jsonCounts{Requests: c.Requests, Pending: c.Pending, Issued: c.Issued, Denied: c.Denied, Revoked: c.Revoked,
+			Certificates: c.Certificates, CRLs: c.CRLs, Principals: c.Principals, Backups: c.Backups}
 	}
 	if r.LastVerified != nil {
 		j.Unchanged = r.LastVerified.Describes(r)
@@ -202,4 +206,15 @@ func (r *Report) MarshalJSON() ([]byte, error) {
 		j.Problems = append(j.Problems, jp)
 	}
 	return json.Marshal(j)
+}
+
+// trialRan reports whether the trial restore ran (its check is not
+// skipped), so that the replay and the counts were measured.
+func (r *Report) trialRan() bool {
+	for _, ch := range r.Checks {
+		if ch.Name == CheckTrial {
+			return !ch.Skipped
+		}
+	}
+	return false
 }

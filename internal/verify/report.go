@@ -89,9 +89,13 @@ type Report struct {
 	Counts Counts
 	// Checks lists every check in order.
 	Checks []Check
-	// Problems lists every problem found, each a *Problem, in the order of
-	// the checks.
+	// Problems lists the problems found, each a *Problem, in the order of
+	// the checks. A check that found very many lists the first of them and
+	// one problem saying how many more it found.
 	Problems []error
+	// ProblemsFound is how many problems the checks found in all, those
+	// Problems only counts included.
+	ProblemsFound int
 	// Notes are remarks that are not problems (for example that the set has
 	// no manifest).
 	Notes []string
@@ -198,9 +202,11 @@ func (c *checks) failed(names ...string) bool {
 func (c *checks) fill(r *Report) {
 	r.Checks = r.Checks[:0]
 	r.Problems = r.Problems[:0]
+	r.ProblemsFound = 0
 	for _, n := range checkOrder {
 		ch := *c.byName[n]
 		found := len(c.problems[n]) + c.dropped[n]
+		r.ProblemsFound += found
 		switch {
 		case found > 0:
 			ch.OK, ch.Skipped = false, false

@@ -66,7 +66,7 @@ func Verify(ctx context.Context, dir string, opts Options) (*Report, error) {
 		logger.Warn("backup set not verified", "dir", dir, "err", ee)
 		return rep, ee
 	case !rep.OK():
-		return rep, &FailedError{Dir: dir, Problems: rep.Problems}
+		return rep, &FailedError{Dir: dir, Problems: rep.Problems, Found: rep.ProblemsFound}
 	}
 	logger.Info("backup set verified", "dir", dir, "files", rep.Files, "bytes", rep.Bytes,
 		"replayed", rep.Replayed, "certificates", rep.Counts.Certificates, "duration", rep.Duration)
