@@ -341,4 +341,3 @@ func waitForWrites(t *testing.T, p string, n int64, d time.Duration) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
-
