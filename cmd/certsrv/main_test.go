@@ -358,7 +358,18 @@ func TestRefusedRestoreLeavesNoTrace(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "no data directory "+absent) {
 		t.Fatalf("recover of a missing directory: exit %d, %q", code, stderr)
 	}
+	deeper := filepath.Join(absent, "deeper")
+	if code, _, stderr := runCertsrv(t, "restore", "--cancel", "--data", deeper); code != 1 || !strings.Contains(stderr, "no restore is registered") {
+		t.Fatalf("cancel in a missing directory: exit %d, %q", code, stderr)
+	}
 	if _, err := os.Stat(absent); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("recover created %s: %v", absent, err)
+		t.Errorf("recover or cancel created %s: %v", absent, err)
+	}
+	// Nothing pending in an empty directory: nothing is written there.
+	if code, stdout, _ := runCertsrv(t, "recover", "--data", empty); code != 0 || !strings.Contains(stdout, "nothing to recover") {
+		t.Fatalf("recover of an empty directory: exit %d, %q", code, stdout)
+	}
+	if entries, err := os.ReadDir(empty); err != nil || len(entries) != 0 {
+		t.Errorf("recover left %v in %s (%v)", entries, empty, err)
 	}
 }

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -32,6 +35,11 @@ stopped. Without a pending restore there is nothing to do.`,
 			}
 			if _, err := os.Stat(dir.Root); err != nil {
 				return fmt.Errorf("no data directory %s: %w", dir.Root, err)
+			}
+			if _, err := os.Stat(filepath.Join(dir.RestoreDir(), restore.RecordFile)); errors.Is(err, fs.ErrNotExist) {
+				// Nothing pending: no need to lock (and so touch) the directory.
+				fmt.Fprintf(a.stdout, "No restore is pending in %s; nothing to recover.\n", dir.Root)
+				return nil
 			}
 			l, err := lock(dir)
 			if err != nil {
