@@ -366,9 +366,14 @@ func (m *Manager) Prepare(ctx context.Context, principal string, typ Type) (stri
 		return "", apierr.New(apierr.Unexpected, "%w", ErrClosed)
 	}
 	if s := m.cur; s != nil {
+		how := fmt.Sprintf("an idle session ends when its lease (%s) expires", m.lease)
+		if m.conn != nil {
+			how = fmt.Sprintf("a session whose client is gone ends %s after its connection closed, an idle one when its lease (%s) expires",
+				m.grace, m.lease)
+		}
 		return "", apierr.New(apierr.BackupInProgress,
-			"a %s backup session started at %s is in progress; end it or wait for its lease (%s) to expire",
-			s.typ, s.created.UTC().Format(time.RFC3339), m.lease)
+			"a %s backup session started at %s is in progress; retry when it has ended: %s",
+			s.typ, s.created.UTC().Format(time.RFC3339), how)
 	}
 	if err := ctx.Err(); err != nil {
 		return "", err
