@@ -42,6 +42,13 @@ left alone and the command fails, unless --force, which replaces it.`,
 			}
 			dir := args[0]
 			return a.withClient(ctx, func(c *certadm.Client) error {
+				// Refuse before the server exports (and logs) anything
+				// when the file it will be written to is there already.
+				if info, err := c.Ping(ctx); err == nil && !force && info.CAName != "" {
+					if err := keepExisting(dir, info.CAName+".p12"); err != nil {
+						return err
+					}
+				}
 				p12, name, err := c.BackupKey(ctx, password)
 				if err != nil {
 					return err
@@ -54,10 +61,8 @@ left alone and the command fails, unless --force, which replaces it.`,
 					return fmt.Errorf("server suggested file name %q: %w", name, err)
 				}
 				if !force {
-					if _, err := os.Lstat(path); err == nil {
-						return fmt.Errorf("%s: %w; it may be encrypted with another password: move it away, or use --force to replace it", path, fs.ErrExist)
-					} else if !errors.Is(err, fs.ErrNotExist) {
-						return fmt.Errorf("key backup: %w", err)
+					if err := keepExisting(dir, name); err != nil {
+						return err
 					}
 				}
 				if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -74,4 +79,18 @@ left alone and the command fails, unless --force, which replaces it.`,
 	cmd.Flags().StringVar(&passwordFile, "password-file", "", "file holding the PKCS#12 password (required)")
 	cmd.Flags().BoolVar(&force, "force", false, "replace an existing DIR/<CA name>.p12")
 	return cmd
+}
+
+// keepExisting refuses a key file name in dir that exists already.
+func keepExisting(dir, name string) error {
+	path, err := fsutil.Within(dir, name)
+	if err != nil {
+		return fmt.Errorf("key file name %q: %w", name, err)
+	}
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("%s: %w; it may be encrypted with another password: move it away, or use --force to replace it", path, fs.ErrExist)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("key backup: %w", err)
+	}
+	return nil
 }

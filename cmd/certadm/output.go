@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -71,6 +72,23 @@ func (a *app) report(out string) io.Writer {
 // writeCertificate writes an issued certificate as PEM to path, durably,
 // mode 0644, and says where; path "-" writes the PEM to standard output
 // and nothing else.
+// checkOutput checks, before anything is asked of the server, that a
+// certificate can be written to path ("" and - need nothing): its
+// directory exists and path is not a directory. A certificate issued and
+// then not written would make the retry issue another.
+func checkOutput(path string) error {
+	if path == "" || path == stdio {
+		return nil
+	}
+	if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
+		return fmt.Errorf("--out %s: the directory %s does not exist", path, filepath.Dir(path))
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("--out %s is a directory; give a file name", path)
+	}
+	return nil
+}
+
 func (a *app) writeCertificate(path string, c *certadm.Certificate) error {
 	if path == stdio {
 		if _, err := a.stdout.Write(c.PEM()); err != nil {

@@ -31,6 +31,9 @@ the server is contacted. A request the CA denies is an error (exit status 1).`,
 			if _, err := ca.ParseCSR(csr); err != nil {
 				return csrFileError(args[0], err)
 			}
+			if err := checkOutput(out); err != nil {
+				return err
+			}
 			w := a.report(out)
 			return a.withClient(ctx, func(c *certadm.Client) error {
 				r, err := c.Submit(ctx, csr, profile)

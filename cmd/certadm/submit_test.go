@@ -130,3 +130,22 @@ func TestSubmitNotACertificateRequest(t *testing.T) {
 		t.Fatalf("garbage on standard input: %v, %q", err, stderr.String())
 	}
 }
+
+// TestSubmitChecksOutBeforeIssuing: an --out the certificate could not be
+// written to is refused before the request is sent, so a retry does not
+// issue a second certificate.
+func TestSubmitChecksOutBeforeIssuing(t *testing.T) {
+	srv := startServer(t)
+	work := isolate(t)
+	g := []string{"--server", srv.Addr, "--creds", srv.CredsDir}
+	before := srv.CA.Store().LastLSN()
+	for _, out := range []string{filepath.Join(work, "missing", "x.crt"), work} {
+		code, _, errOut := cli(t, append(g, "submit", writeCSR(t, work, "out.test"), "--out", out)...)
+		if code != exitError || !strings.Contains(errOut, "--out "+out) {
+			t.Fatalf("submit --out %s: exit %d %s", out, code, errOut)
+		}
+	}
+	if after := srv.CA.Store().LastLSN(); after != before {
+		t.Fatalf("refused submits wrote %d records", after-before)
+	}
+}
