@@ -218,7 +218,8 @@ func (s *backupSession) end(ctx context.Context) error {
 
 // full takes a full backup into r.dir.
 func (r *backupRun) full(ctx context.Context) error {
-	if err := r.prepareDir(); err != nil {
+	replace, err := r.prepareDir()
+	if err != nil {
 		return err
 	}
 	s, err := r.prepare(ctx, certadm.BackupFull, nil)
@@ -226,6 +227,17 @@ func (r *backupRun) full(ctx context.Context) error {
 		return err
 	}
 	defer s.close(ctx)
+	if replace {
+		// --force replaces a set of this CA, never another CA's.
+		if set, err := backupset.Open(r.dir); err == nil {
+			if err := set.CheckCA(s.info.CAName, s.cert); err != nil {
+				return fmt.Errorf("%w; --force replaces a set of this CA only: remove the directory yourself to reuse it", err)
+			}
+		}
+		if err := backupset.Clear(r.dir); err != nil {
+			return err
+		}
+	}
 	b := s.b
 	w, err := backupset.Create(r.dir, backupset.Options{CAName: s.info.CAName, CACertSHA256: s.cert})
 	if err != nil {
@@ -350,21 +362,22 @@ func (r *backupRun) commitAndEnd(ctx context.Context, s *backupSession, commit f
 	return nil
 }
 
-// prepareDir refuses a non-empty DIR for a full backup unless --force, and
-// with --force removes the set it holds.
-func (r *backupRun) prepareDir() error {
+// prepareDir refuses a non-empty DIR for a full backup unless --force,
+// and reports whether it holds something --force is to replace (once the
+// server has said which CA it is).
+func (r *backupRun) prepareDir() (replace bool, err error) {
 	entries, err := os.ReadDir(r.dir)
 	if errors.Is(err, os.ErrNotExist) || (err == nil && len(entries) == 0) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("backup directory: %w", err)
+		return false, fmt.Errorf("backup directory: %w", err)
 	}
 	if !r.flags.force {
-		return fmt.Errorf("backup directory %s: %w; use --incremental to add to the set in it, or --force to replace it",
+		return false, fmt.Errorf("backup directory %s: %w; use --incremental to add to the set in it, or --force to replace it",
 			r.dir, backupset.ErrNotEmpty)
 	}
-	return backupset.Clear(r.dir)
+	return true, nil
 }
 
 // incremental appends a logs-only backup to the set in r.dir.

@@ -280,6 +280,12 @@ func TestBackupIncrementalRefusesAnotherCA(t *testing.T) {
 		t.Errorf("incremental of B into A's set: exit %d %s", code, errOut)
 	}
 	sameSetDirState(t, "refused incremental", before, setDirState(t, dir))
+	// Nor does --force replace A's set with a full backup of B.
+	code, _, errOut = cli(t, "--server", b.Addr, "--creds", b.CredsDir, "backup", "--force", dir)
+	if code != exitError || !strings.Contains(errOut, backupset.ErrForeignSet.Error()) || !strings.Contains(errOut, "--force replaces a set of this CA only") {
+		t.Errorf("forced full backup of B into A's set: exit %d %s", code, errOut)
+	}
+	sameSetDirState(t, "refused forced backup", before, setDirState(t, dir))
 	// B's session was aborted, and B still has the logs: its own set takes
 	// the incremental.
 	if code, out, errOut := cli(t, "--server", b.Addr, "--creds", b.CredsDir, "backup", "--incremental", other); code != 0 {
