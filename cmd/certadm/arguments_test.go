@@ -21,6 +21,7 @@ func TestMalformedArgumentsAreUsageErrors(t *testing.T) {
 		{[]string{"revoke", "00"}, []string{`SERIAL "00": zero`}},
 		{[]string{"revoke", "0A:1B", "--reason", "bogus"}, []string{`--reason "bogus"`, "keyCompromise (1)", "aACompromise (10)"}},
 		{[]string{"revoke", "0A:1B", "--reason", "7"}, []string{`--reason "7"`, "certificateHold (6)"}},
+		{[]string{"revoke", "0A:1B", "--reason", ""}, []string{"--reason is empty", "leave --reason out"}},
 		{[]string{"revoke", "0A:1B", "--reason", "removeFromCRL"}, []string{`--reason "removeFromCRL"`, "privilegeWithdrawn (9)"}},
 		{[]string{"unrevoke", "xyz"}, []string{`SERIAL "xyz"`, "Run 'certadm unrevoke --help'"}},
 		{[]string{"role", "grant", "x", "Wizard", "--out", work + "/x"}, []string{`ROLE "Wizard": unknown role`, "Administrator, Officer, Auditor, Operator, Enrollee, Reader", "Run 'certadm role grant --help'"}},

@@ -14,7 +14,8 @@ import (
 
 func newRevokeCmd(a *app) *cobra.Command {
 	var reason string
-	cmd := &cobra.Command{
+	var cmd *cobra.Command
+	cmd = &cobra.Command{
 		Use:   "revoke SERIAL",
 		Short: "Revoke a certificate (Officer)",
 		Long: `Revoke the certificate with serial number SERIAL, given in hex in any case,
@@ -30,6 +31,11 @@ contacted.`,
 			serial, err := parseSerialArg(args[0])
 			if err != nil {
 				return err
+			}
+			if cmd.Flags().Changed("reason") && strings.TrimSpace(reason) == "" {
+				// Not the default: an empty --reason would quietly turn a
+				// hold into a final revocation with reason unspecified.
+				return usagef("--reason is empty; want one of %s (or leave --reason out for unspecified)", revocationReasons())
 			}
 			if err := checkReasonFlag(reason); err != nil {
 				return err

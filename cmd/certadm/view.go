@@ -109,7 +109,8 @@ lower expiry bounds keep the stricter one, and of two subject texts where
 one contains the other the longer is kept. Anything else, an unknown
 field, an operator a field does not take (subject=, expires=, !=), a bad
 value, or conditions no row can meet (status=issued,status=revoked;
-expires>2027-01-01,expires<2026-01-01) is a usage error (exit status 2).
+expires>2027-01-01,expires<2026-01-01; status=pending with an expires
+condition) is a usage error (exit status 2).
 
 --status, --id, --serial, --subject-contains, --expires-before and
 --expires-after are the same as status=, id=, serial=, subject~, expires<

@@ -227,6 +227,17 @@ func (q *viewQuery) add(c condition) error {
 	if _, ok := q.by[c.field]; !ok {
 		q.by[c.field] = c.name
 	}
+	// A pending or denied request has no certificate, so no expiry.
+	if (q.status == "pending" || q.status == "denied") && (q.hasBefore || q.hasAfter) {
+		other := q.by["status"]
+		if c.field == "status" {
+			other = q.by["expires before"]
+			if other == "" {
+				other = q.by["expires after"]
+			}
+		}
+		return usagef("%s contradicts %s: a %s request has no certificate, so no expiry", c.name, other, q.status)
+	}
 	return nil
 }
 

@@ -129,6 +129,8 @@ func TestViewFilterUsageErrors(t *testing.T) {
 		// Contradictions, within one --filter, across several, and with the
 		// single-purpose flags.
 		{[]string{"--filter", "status=issued,status=revoked"}, []string{`"status=revoked" contradicts --filter condition "status=issued"`}},
+		{[]string{"--filter", "status=pending,expires<2027-03-01"}, []string{`"expires<2027-03-01" contradicts --filter condition "status=pending"`, "no expiry"}},
+		{[]string{"--filter", "expires>2027-03-01", "--status", "denied"}, []string{"contradicts", "a denied request has no certificate"}},
 		{[]string{"--status", "issued", "--filter", "status=revoked"}, []string{`"status=revoked" contradicts --status "issued"`}},
 		{[]string{"--filter", "id=1", "--filter", "id=2"}, []string{`"id=2" contradicts --filter condition "id=1"`}},
 		{[]string{"--serial", "0A", "--filter", "serial=0B"}, []string{`"serial=0B" contradicts --serial "0A"`}},
