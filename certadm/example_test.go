@@ -5,6 +5,7 @@
 package certadm_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -305,4 +306,41 @@ func ExampleDial() {
 	}
 	fmt.Println(info.State, info.CAName != "", len(info.Roles) > 0)
 	// Output: online true true
+}
+
+func ExampleWriteRestoreMap() {
+	ctx := context.Background()
+	b, err := certadm.BackupPrepare(ctx, "", certadm.BackupFull)
+	if err != nil {
+		fmt.Println("error:", err)
+		return
+	}
+	defer b.Abort(ctx)
+	locations, err := b.DatabaseLocations(ctx)
+	if err != nil {
+		fmt.Println("error:", err)
+		return
+	}
+	// Saved with the backup as DataBase/certbkxp.dat ...
+	var saved bytes.Buffer
+	if err := certadm.WriteRestoreMap(&saved, locations); err != nil {
+		fmt.Println("error:", err)
+		return
+	}
+	// ... and read back by the restore program.
+	read, err := certadm.ReadRestoreMap(&saved)
+	if err != nil {
+		fmt.Println("error:", err)
+		return
+	}
+	entry, err := certadm.RestoreMapEntryFor(read, "/srv/certsrv/db/new.db")
+	fmt.Println(len(read), entry.DatabaseName == locations[0].Name, err)
+	// Output: 3 true <nil>
+}
+
+func ExampleFile_Generation() {
+	f := certadm.File{Type: certadm.FileLog, Name: "/var/lib/certsrv/log/ca0000001F.log"}
+	gen, ok := f.Generation()
+	fmt.Println(gen, ok)
+	// Output: 31 true
 }
