@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -17,10 +16,9 @@ const viewPageSize = 1000
 
 // viewFlags are the view command's options as typed.
 type viewFlags struct {
-	filters                                        []string
-	status, serial, subject, before, after, format string
-	id                                             int64
-	limit                                          int
+	filters                                            []string
+	status, serial, subject, before, after, format, id string
+	limit                                              int
 }
 
 // query checks the flags and merges --filter and the single-purpose flags
@@ -35,9 +33,6 @@ func (f viewFlags) query() (certadm.ViewFilter, error) {
 	if f.limit < 0 {
 		return certadm.ViewFilter{}, usagef("--limit %d: must not be negative (0 lists every row)", f.limit)
 	}
-	if f.id < 0 {
-		return certadm.ViewFilter{}, usagef("--id %d: want a positive request id", f.id)
-	}
 	var conds []condition
 	flag := func(name, field, op, value string) {
 		if value != "" {
@@ -47,9 +42,7 @@ func (f viewFlags) query() (certadm.ViewFilter, error) {
 	if s := strings.ToLower(f.status); s != "any" {
 		flag("--status", "status", "=", f.status)
 	}
-	if f.id > 0 {
-		flag("--id", "id", "=", strconv.FormatInt(f.id, 10))
-	}
+	flag("--id", "id", "=", f.id)
 	flag("--serial", "serial", "=", f.serial)
 	flag("--subject-contains", "subject", "~", f.subject)
 	flag("--expires-before", "expires", "<", f.before)
@@ -169,7 +162,7 @@ func (f *viewFlags) bind(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.filters, "filter", nil, "conditions FIELD OP VALUE, comma-separated, repeatable (see above)")
 	fl.StringVar(&f.status, "status", "", "pending, issued, denied or revoked (as status=)")
 	fl.StringVar(&f.serial, "serial", "", "the certificate with this serial number, hex (as serial=)")
-	fl.Int64Var(&f.id, "id", 0, "the request with this id (as id=)")
+	fl.StringVar(&f.id, "id", "", "the request with this id (as id=)")
 	fl.StringVar(&f.subject, "subject-contains", "", "subjects containing this text (as subject~)")
 	fl.StringVar(&f.before, "expires-before", "", "certificates expiring before this time, RFC 3339 or YYYY-MM-DD (as expires<)")
 	fl.StringVar(&f.after, "expires-after", "", "certificates expiring after this time, RFC 3339 or YYYY-MM-DD (as expires>)")

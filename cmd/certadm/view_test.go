@@ -143,7 +143,9 @@ func TestViewFilterUsageErrors(t *testing.T) {
 		{[]string{"--status", "lost"}, []string{`--status "lost"`, `unknown status "lost"`}},
 		{[]string{"--expires-before", "next tuesday"}, []string{`--expires-before "next tuesday"`, "not a time"}},
 		{[]string{"--serial", "g1"}, []string{`--serial "g1"`, "hex"}},
-		{[]string{"--id", "-3"}, []string{"--id -3", "positive"}},
+		{[]string{"--id", "-3"}, []string{`--id "-3"`, "positive"}},
+		{[]string{"--id", "0"}, []string{`--id "0"`, "positive"}},
+		{[]string{"--id", "x"}, []string{`--id "x"`, "positive"}},
 		{[]string{"--limit", "-1"}, []string{"--limit -1"}},
 	}
 	for _, c := range cases {
