@@ -70,6 +70,9 @@ type CA struct {
 	// recorded before a CRL's record is in that CRL and every later one
 	// follows its LSN (the delta CRL rule in doc.go depends on it).
 	revMu sync.RWMutex
+	// roleMu serializes RevokeRole, so that two concurrent revocations
+	// cannot both remove "the other" last Administrator.
+	roleMu sync.Mutex
 
 	closeOnce sync.Once
 	closeErr  error

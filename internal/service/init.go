@@ -238,7 +238,9 @@ func checkUninitialized(dir datadir.Dir, cfg *datadir.Config) error {
 // A restore on a new host calls it, since TLS material is never copied from
 // a backup. It is an offline operation: the CA is not running, the caller
 // holds the data directory's lock, and db is the directory's open database.
-// It fails if "admin" was revoked.
+// When "admin" was revoked (an operator retired the first credential), the
+// credential is made for the first of "admin-2", "admin-3", ... that was
+// not, so a restore onto a new host always yields a working credential.
 func MakeAdminCredential(ctx context.Context, dir datadir.Dir, db *store.DB) error {
 	cfg, err := dir.LoadConfig()
 	if err != nil {
@@ -253,6 +255,10 @@ func MakeAdminCredential(ctx context.Context, dir datadir.Dir, db *store.DB) err
 // registered, and running it again repairs that.
 func makeAdminCredential(ctx context.Context, dir datadir.Dir, cfg *datadir.Config, db *store.DB) error {
 	now := time.Now()
+	principal, err := adminName(ctx, db)
+	if err != nil {
+		return err
+	}
 	anchor, anchorKey, err := ca.NewTrustAnchor(trustAnchorName, now)
 	if err != nil {
 		return fmt.Errorf("make trust anchor: %w", err)
@@ -261,7 +267,7 @@ func makeAdminCredential(ctx context.Context, dir datadir.Dir, cfg *datadir.Conf
 	if err != nil {
 		return fmt.Errorf("make server certificate: %w", err)
 	}
-	cred, err := ca.NewClientCredential(anchor, anchorKey, AdminPrincipal, CredentialValidity, now)
+	cred, err := ca.NewClientCredential(anchor, anchorKey, principal, CredentialValidity, now)
 	if err != nil {
 		return fmt.Errorf("make admin credential: %w", err)
 	}
@@ -290,10 +296,32 @@ func makeAdminCredential(ctx context.Context, dir datadir.Dir, cfg *datadir.Conf
 	if err := fsutil.WriteFileAtomic(addrPath, []byte(clientAddress(cfg.Listen)+"\n"), 0o644); err != nil {
 		return &FileError{Op: "write admin server address", Path: addrPath, Err: err}
 	}
-	if err := db.GrantRoles(ctx, AdminPrincipal, AllRoles().Strings(), Fingerprint(cred.Cert.Raw)); err != nil {
+	if err := db.GrantRoles(ctx, principal, AllRoles().Strings(), Fingerprint(cred.Cert.Raw)); err != nil {
 		return fmt.Errorf("register admin credential: %w", err)
 	}
 	return nil
+}
+
+// adminName returns the principal a new all-roles credential is made for:
+// AdminPrincipal, or the first of AdminPrincipal-2, -3, ... that was not
+// revoked (a revoked name cannot be granted roles again).
+func adminName(ctx context.Context, db *store.DB) (string, error) {
+	for i := 1; i < 1000; i++ {
+		name := AdminPrincipal
+		if i > 1 {
+			name = fmt.Sprintf("%s-%d", AdminPrincipal, i)
+		}
+		p, err := db.Principal(ctx, name)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return name, nil
+		case err != nil:
+			return "", fmt.Errorf("look up principal %s: %w", name, err)
+		case !p.Revoked:
+			return name, nil
+		}
+	}
+	return "", fmt.Errorf("no principal name for a new admin credential: %s through %s-999 were all revoked", AdminPrincipal, AdminPrincipal)
 }
 
 // serverHosts returns the names the server certificate carries: 127.0.0.1,

@@ -161,8 +161,20 @@ func (c *CA) GrantRole(ctx context.Context, principal string, roles []string, pu
 
 // RevokeRole removes principal: every credential registered for it stops
 // working at once, and the name cannot be granted roles again. An unknown
-// principal is NotFound; one already revoked is BadRequestStatus.
+// principal is NotFound; one already revoked is BadRequestStatus; the last
+// principal holding the Administrator role is refused with
+// BadRequestStatus (nobody could grant or revoke roles any more).
 func (c *CA) RevokeRole(ctx context.Context, principal string) error {
+	c.roleMu.Lock()
+	defer c.roleMu.Unlock()
+	admins, err := c.db.PrincipalsWithRole(ctx, string(RoleAdministrator))
+	if err != nil {
+		return internal("list administrators", err)
+	}
+	if len(admins) == 1 && admins[0] == principal {
+		return apierr.New(apierr.BadRequestStatus,
+			"principal %q is the last Administrator: grant the Administrator role to another principal first (certadm role grant NAME Administrator --out DIR)", principal)
+	}
 	if err := c.db.RevokePrincipal(ctx, principal); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return apierr.New(apierr.NotFound, "principal %q does not exist", principal)

@@ -194,6 +194,67 @@ func TestMakeAdminCredential(t *testing.T) {
 	}
 }
 
+// TestLastAdministratorCannotBeRevoked: revoking the last principal with
+// the Administrator role is refused (nobody could manage roles any more);
+// once another holds it, the first may go.
+func TestLastAdministratorCannotBeRevoked(t *testing.T) {
+	c := newCA(t)
+	ctx := context.Background()
+	before := lastLSN(c)
+	err := c.RevokeRole(ctx, AdminPrincipal)
+	wantCode(t, err, apierr.BadRequestStatus)
+	if !strings.Contains(err.Error(), "last Administrator") {
+		t.Errorf("message: %v", err)
+	}
+	if lastLSN(c) != before {
+		t.Error("the refused revocation wrote a record")
+	}
+	if _, _, err := c.GrantRole(ctx, "boss", []string{"Administrator"}, testKey(t, ca.KeyEd25519, 3).Public()); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RevokeRole(ctx, AdminPrincipal); err != nil {
+		t.Fatalf("revoke admin once boss is an Administrator too: %v", err)
+	}
+	wantCode(t, c.RevokeRole(ctx, "boss"), apierr.BadRequestStatus)
+}
+
+// TestMakeAdminCredentialAfterAdminWasRevoked: an operator retired the
+// first credential (role revoke admin); a new admin credential, as a
+// restore onto a new host makes, goes to admin-2 with every role.
+func TestMakeAdminCredentialAfterAdminWasRevoked(t *testing.T) {
+	dir := initDir(t)
+	ctx := context.Background()
+	cfg, err := dir.LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(ctx, StoreOptions(dir, cfg, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RevokePrincipal(ctx, AdminPrincipal); err != nil {
+		t.Fatal(err)
+	}
+	if err := MakeAdminCredential(ctx, dir, db); err != nil {
+		t.Fatalf("a new admin credential after admin was revoked: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := ca.ReadCredentialDir(dir.AdminDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fresh.Cert.Subject.CommonName; got != AdminPrincipal+"-2" {
+		t.Fatalf("the new credential is for %q, want %q", got, AdminPrincipal+"-2")
+	}
+	c := openCA(t, dir)
+	roles, err := c.Authorize(ctx, AdminPrincipal+"-2", Fingerprint(fresh.Cert.Raw))
+	if err != nil || !slices.Equal(roles, AllRoles()) {
+		t.Errorf("admin-2: %v, %v", roles, err)
+	}
+}
+
 func poolOf(certs ...*x509.Certificate) *x509.CertPool {
 	p := x509.NewCertPool()
 	for _, c := range certs {

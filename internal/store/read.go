@@ -282,6 +282,22 @@ func (d *DB) Principal(ctx context.Context, name string) (Principal, error) {
 	return principal(ctx, d.rdb, name)
 }
 
+// PrincipalsWithRole returns the names of the principals that hold role
+// and were not revoked, sorted.
+func (d *DB) PrincipalsWithRole(ctx context.Context, role string) ([]string, error) {
+	done, err := d.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	names, err := strings1(ctx, d.rdb, `SELECT r.name FROM principal_roles r JOIN principals p ON p.name = r.name
+		WHERE r.role = ? AND p.revoked = 0 ORDER BY r.name`, role)
+	if err != nil {
+		return nil, fmt.Errorf("list principals with role %s: %w", role, err)
+	}
+	return names, nil
+}
+
 // PrincipalByFingerprint returns the principal a certificate fingerprint is
 // bound to, or ErrNotFound.
 func (d *DB) PrincipalByFingerprint(ctx context.Context, fingerprint string) (Principal, error) {
