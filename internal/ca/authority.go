@@ -40,6 +40,10 @@ type Authority struct {
 	// certificates carry no AIA or CDP extension and CRLs no Freshest CRL
 	// extension.
 	BaseURL string
+	// NoDeltaCRLs is set when the CA publishes no delta CRLs: full CRLs
+	// then carry no Freshest CRL extension, which would point relying
+	// parties at a delta that is never renewed.
+	NoDeltaCRLs bool
 }
 
 // NewAuthority returns an Authority after checking it with Validate.

@@ -34,8 +34,8 @@ type RevokedEntry struct {
 //
 // Every CRL is a v2 CRL with authorityKeyIdentifier and cRLNumber; a full
 // CRL also carries a Freshest CRL extension pointing at CRLURL(true) when
-// BaseURL is set, which is how relying parties (openssl -use_deltas, for
-// one) find the delta CRL. Entries are written in ascending serial order.
+// BaseURL is set and NoDeltaCRLs is not, which is how relying parties
+// (openssl -use_deltas, for one) find the delta CRL. Entries are written in ascending serial order.
 //
 // Times are written in UTC, truncated to the second. Bad parameters
 // (numbers, thisUpdate not before nextUpdate, a nil or duplicate serial, a
@@ -103,7 +103,7 @@ func (a *Authority) CRL(entries []RevokedEntry, number, baseNumber *big.Int, thi
 			return nil, fmt.Errorf("encode delta CRL indicator: %w", err)
 		}
 		tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, pkix.Extension{Id: oidExtDeltaCRLIndicator, Critical: true, Value: v})
-	} else if a.BaseURL != "" {
+	} else if a.BaseURL != "" && !a.NoDeltaCRLs {
 		v, err := marshalDistributionPoints(a.CRLURL(true))
 		if err != nil {
 			return nil, fmt.Errorf("encode freshest CRL: %w", err)

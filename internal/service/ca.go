@@ -281,6 +281,7 @@ func Open(ctx context.Context, dir datadir.Dir, opts OpenOptions) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
+	auth.NoDeltaCRLs = cfg.DeltaCRLValidity.D() == 0
 	c := &CA{
 		dir:           dir,
 		cfg:           cfg,

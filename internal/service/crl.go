@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -161,6 +162,15 @@ func (c *CA) publishLocked(ctx context.Context, delta bool) (*CRLInfo, error) {
 	path := c.crlPath(delta)
 	if err := fsutil.WriteFileAtomic(path, der, 0o644); err != nil {
 		return nil, internal("write CRL", &FileError{Op: "publish CRL", Path: path, Err: err})
+	}
+	if !delta && c.auth.NoDeltaCRLs {
+		// Delta CRLs were switched off: a delta published before would
+		// be served, never renewed, until it expired.
+		if err := os.Remove(c.crlPath(true)); err == nil {
+			c.logger.Info("removed the delta CRL published before delta CRLs were switched off", "path", c.crlPath(true))
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			c.logger.Warn("could not remove the stale delta CRL", "path", c.crlPath(true), "err", err)
+		}
 	}
 	c.logger.Info("CRL published", "number", number, "delta", delta, "entries", len(entries), "next_update", nextUpdt, "lsn", recorded.LSN)
 	return &CRLInfo{

@@ -224,6 +224,47 @@ func TestDeltaCRLsDisabled(t *testing.T) {
 	}
 }
 
+// TestDeltaCRLsSwitchedOff: a CA that published delta CRLs and has them
+// switched off publishes full CRLs without a Freshest CRL extension and
+// removes the old delta, which would never be renewed.
+func TestDeltaCRLsSwitchedOff(t *testing.T) {
+	dir := initDir(t)
+	c := openCA(t, dir)
+	if _, err := os.Stat(c.crlPath(true)); err != nil {
+		t.Fatalf("no delta CRL while deltas are on: %v", err)
+	}
+	c.Close()
+	cfg, err := dir.LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DeltaCRLValidity = 0
+	if err := dir.SaveConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	c = openCA(t, dir)
+	info, err := c.PublishCRL(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := os.ReadFile(info.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range crl.Extensions {
+		if e.Id.Equal(asn1.ObjectIdentifier{2, 5, 29, 46}) {
+			t.Error("the full CRL points at a delta CRL (Freshest CRL) although deltas are off")
+		}
+	}
+	if _, err := os.Stat(c.crlPath(true)); !os.IsNotExist(err) {
+		t.Errorf("the stale delta CRL is still published: %v", err)
+	}
+}
+
 func dynamicNames(c *CA) []string {
 	var out []string
 	for _, f := range c.DynamicFiles() {
