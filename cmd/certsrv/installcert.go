@@ -17,7 +17,9 @@ func newInstallCertCmd(a *app) *cobra.Command {
 		Long: `install-cert completes a subordinate CA made with certsrv init --subordinate:
 CERT is the certificate the parent CA issued for keys/ca.csr (PEM or DER,
 optionally followed by the chain above it); --chain names a PEM file with the
-chain when CERT does not hold it. The CA must be stopped.`,
+chain when CERT does not hold it. The certificate must be for that
+request's key, a CA certificate (keyCertSign, cRLSign), valid now, and
+chain to a self-signed root. The CA must be stopped.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, err := a.dir()

@@ -22,6 +22,9 @@ var (
 	ErrNotInstalled = errors.New("CA certificate not installed")
 	// ErrAlreadyInstalled: InstallCert found a CA certificate in place.
 	ErrAlreadyInstalled = errors.New("CA certificate already installed")
+	// ErrCertNotValidNow: InstallCert was given a CA certificate that is
+	// expired or not yet valid.
+	ErrCertNotValidNow = errors.New("CA certificate not valid now")
 	// ErrKeyMismatch: a private key does not belong to the CA certificate
 	// (InstallCert, KeyRestore). Errors matching it also match
 	// ca.ErrKeyMismatch.

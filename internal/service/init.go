@@ -369,7 +369,9 @@ func (p publicSigner) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error)
 // nearest issuer first, ending with the root) when certPEM does not. The
 // certificate must be for the request's key (ErrKeyMismatch) and be a CA
 // certificate with keyCertSign, cRLSign and a subject key identifier, and
-// the chain must link it to a self-signed root (ca.ErrNotCA). The check
+// the chain must link it to a self-signed root (ca.ErrNotCA); a certificate
+// that is not valid now (expired, or not yet valid) gives
+// ErrCertNotValidNow. The check
 // uses the public key of keys/ca.csr, so an encrypted CA key needs no
 // passphrase here. keys/chain.pem is written first and keys/ca.crt, the
 // commit point, last; the next Open publishes the certificate and
@@ -397,6 +399,13 @@ func InstallCert(ctx context.Context, dir datadir.Dir, certPEM []byte, chainPEM 
 	certs, err := parseCertInput(certPEM)
 	if err != nil {
 		return fmt.Errorf("install certificate: %w", err)
+	}
+	// A CA certificate outside its validity would be installed, published
+	// and used to sign CRLs, while every issuance fails.
+	if now := time.Now(); now.Before(certs[0].NotBefore) || now.After(certs[0].NotAfter) {
+		return fmt.Errorf("install certificate: it is valid from %s to %s, not now (%s): %w",
+			certs[0].NotBefore.UTC().Format(time.RFC3339), certs[0].NotAfter.UTC().Format(time.RFC3339),
+			now.UTC().Format(time.RFC3339), ErrCertNotValidNow)
 	}
 	chain := certs[1:]
 	if len(bytes.TrimSpace(chainPEM)) > 0 {

@@ -239,14 +239,21 @@ func TestInitKeyTypes(t *testing.T) {
 	}
 }
 
-// subordinateCert signs, with parent, a CA certificate for pub.
+// subordinateCert signs, with parent, a CA certificate for pub, valid
+// from an hour ago for a year.
 func subordinateCert(t *testing.T, parent *x509.Certificate, parentKey any, name string, pub any, isCA bool) *x509.Certificate {
+	t.Helper()
+	return subordinateCertFor(t, parent, parentKey, name, pub, isCA, time.Now().Add(-time.Hour), time.Now().Add(365*24*time.Hour))
+}
+
+// subordinateCertFor is subordinateCert with a given validity.
+func subordinateCertFor(t *testing.T, parent *x509.Certificate, parentKey any, name string, pub any, isCA bool, notBefore, notAfter time.Time) *x509.Certificate {
 	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(time.Now().UnixNano()),
 		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(365 * 24 * time.Hour),
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		IsCA:                  isCA,
@@ -294,6 +301,15 @@ func TestInitSubordinate(t *testing.T) {
 	notCA := subordinateCert(t, root, rootKey, "Sub CA", csr.PublicKey, false)
 	if err := InstallCert(ctx, dir, ca.EncodeCertsPEM(notCA), ca.EncodeCertsPEM(root)); !errors.Is(err, ca.ErrNotCA) {
 		t.Fatalf("InstallCert of a non-CA certificate = %v, want ca.ErrNotCA", err)
+	}
+	now := time.Now()
+	for what, c := range map[string]*x509.Certificate{
+		"expired":       subordinateCertFor(t, root, rootKey, "Sub CA", csr.PublicKey, true, now.Add(-48*time.Hour), now.Add(-24*time.Hour)),
+		"not yet valid": subordinateCertFor(t, root, rootKey, "Sub CA", csr.PublicKey, true, now.Add(24*time.Hour), now.Add(48*time.Hour)),
+	} {
+		if err := InstallCert(ctx, dir, ca.EncodeCertsPEM(c), ca.EncodeCertsPEM(root)); !errors.Is(err, ErrCertNotValidNow) {
+			t.Fatalf("InstallCert of an %s certificate = %v, want ErrCertNotValidNow", what, err)
+		}
 	}
 	good := subordinateCert(t, root, rootKey, "Sub CA", csr.PublicKey, true)
 	if err := InstallCert(ctx, dir, ca.EncodeCertsPEM(good), nil); !errors.Is(err, ca.ErrNotCA) {
