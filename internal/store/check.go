@@ -216,6 +216,10 @@ func checkLogs(ctx context.Context, o Options, r *CheckReport) error {
 				info, err = last, nil
 				if fi, statErr := os.Stat(g.Path); statErr == nil && fi.Size() > last.Size {
 					g.Note = fmt.Sprintf("torn tail of %d bytes after offset %d; Open cuts it", fi.Size()-last.Size, last.Size)
+					if r.Meta != nil && last.LastLSN < r.Meta.AppliedLSN {
+						g.Note = fmt.Sprintf("%d bytes after offset %d are not whole records, and the database applied records after them (LSN %d): damage, which Open refuses and does not cut",
+							fi.Size()-last.Size, last.Size, r.Meta.AppliedLSN)
+					}
 				}
 			}
 		}

@@ -258,3 +258,31 @@ func TestRecordDecoding(t *testing.T) {
 		t.Errorf("unknown payload version: %v", err)
 	}
 }
+
+// TestDamagedTailBeforeAppliedIsNotCut: the newest log generation lost its
+// last bytes, but the database had applied the record they held: that is
+// damage, not a torn tail. Open fails with ErrCorrupt and leaves the log
+// exactly as it was, instead of cutting an acknowledged record and then
+// refusing anyway.
+func TestDamagedTailBeforeAppliedIsNotCut(t *testing.T) {
+	opts, _ := closedDB(t, 0, 2)
+	logs, err := filepath.Glob(filepath.Join(opts.LogDir, "*.log"))
+	if err != nil || len(logs) == 0 {
+		t.Fatalf("logs: %v %v", logs, err)
+	}
+	newest := logs[len(logs)-1]
+	fi, err := os.Stat(newest)
+	mustf(t, err, "stat")
+	mustf(t, os.Truncate(newest, fi.Size()-10), "truncate")
+	before, err := os.ReadFile(newest)
+	mustf(t, err, "read")
+	_, err = Open(context.Background(), opts)
+	if !errors.Is(err, wal.ErrCorrupt) || !strings.Contains(err.Error(), "not a torn tail") {
+		t.Fatalf("Open with the applied record's tail gone: %v", err)
+	}
+	after, err := os.ReadFile(newest)
+	mustf(t, err, "read")
+	if !bytes.Equal(before, after) {
+		t.Fatalf("the refused Open changed the log: %d bytes, then %d", len(before), len(after))
+	}
+}

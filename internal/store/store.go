@@ -301,7 +301,11 @@ func (d *DB) open(ctx context.Context) error {
 		d.ckpt = ck
 		d.lastFull, d.lastIncr = ck.LastFull, ck.LastIncremental
 	}
-	d.log, err = wal.Open(wal.Options{Dir: o.LogDir, Base: o.LogBase, SegmentSize: o.SegmentSize, Signature: d.sigs.Log, Logger: d.logger})
+	// The database (and the checkpoint) hold records through these LSNs:
+	// the log held them, so a "torn tail" reaching back before them is
+	// damage, and the log must not be cut there.
+	d.log, err = wal.Open(wal.Options{Dir: o.LogDir, Base: o.LogBase, SegmentSize: o.SegmentSize, Signature: d.sigs.Log, Logger: d.logger,
+		MinLastLSN: max(meta.AppliedLSN, d.ckpt.LSN)})
 	if err != nil {
 		return fmt.Errorf("open database: %w", logOpenError(o.LogDir, d.sigs, meta.AppliedLSN, err))
 	}

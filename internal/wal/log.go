@@ -40,6 +40,12 @@ type Options struct {
 	// the one the generations have, as long as they all agree).
 	Signature Signature
 	Logger    *slog.Logger // nil: discard
+	// MinLastLSN, for Open, is an LSN the log is known to have held (the
+	// database applied records through it). A "torn tail" whose cut would
+	// leave the log ending before it is damage to records that were
+	// acknowledged, not the trace of a crash: Open then fails with
+	// ErrCorrupt and cuts nothing. Zero means no such knowledge.
+	MinLastLSN LSN
 }
 
 // Record is one record read back from the log.
@@ -199,7 +205,7 @@ func Open(opts Options) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := walkDir(context.Background(), walkOptions{dir: o.Dir, base: o.Base, sig: o.Signature, repair: true, logger: o.Logger})
+	res, err := walkDir(context.Background(), walkOptions{dir: o.Dir, base: o.Base, sig: o.Signature, repair: true, logger: o.Logger, minLast: o.MinLastLSN})
 	if err != nil {
 		return nil, fmt.Errorf("open log: %w", err)
 	}

@@ -343,6 +343,7 @@ type walkOptions struct {
 	dir, base string
 	sig       Signature // zero: take the first generation's
 	repair    bool      // cut a torn tail and remove a torn newest file (Open); otherwise ignore them (read-only)
+	minLast   LSN       // with repair: a cut may not leave the log ending before this LSN (Options.MinLastLSN)
 	logger    *slog.Logger
 	from      LSN
 	fn        func(Record) error
@@ -419,6 +420,15 @@ func walkDir(ctx context.Context, w walkOptions) (walkResult, error) {
 		}
 		sig = sc.info.Signature
 		if sc.torn > 0 && w.repair {
+			end := sc.info.LastLSN
+			if end == 0 && prev != nil {
+				end = prev.LastLSN
+			}
+			if end < w.minLast {
+				return walkResult{}, corrupt(e.path, e.gen, sc.info.Size, ErrCorrupt,
+					"%d bytes after the last whole record (%s), but records through LSN %d were acknowledged and the whole records end at LSN %d: damage, not a torn tail; nothing was cut",
+					sc.torn, sc.tornReason, w.minLast, end)
+			}
 			if err := truncateDurably(e.path, sc.info.Size); err != nil {
 				return walkResult{}, err
 			}
