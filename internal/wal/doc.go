@@ -101,8 +101,11 @@
 //
 // Open cuts a torn tail: it truncates the file at the end of the last whole
 // record, fsyncs it and logs a warning with the offset, the number of bytes
-// cut and the reason. ReadDir and ScanDir treat a torn tail as the end of the
-// log and leave the file alone. Anything else is corruption: a bad record
+// cut and the reason, unless the cut would leave the log ending before
+// Options.MinLastLSN (records the caller knows were acknowledged: the
+// database applied them), which makes the bytes damage rather than a torn
+// tail: Open then fails with ErrCorrupt and cuts nothing. ReadDir and
+// ScanDir treat a torn tail as the end of the log and leave the file alone. Anything else is corruption: a bad record
 // followed by bytes that are not all zero, a length field out of range
 // followed by bytes that are not all zero, a record of type 0 or with an
 // unexpected LSN even though its CRC is valid, and any damage at all in a
