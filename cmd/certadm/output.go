@@ -33,8 +33,11 @@ func printRequest(w io.Writer, r *certadm.Request) {
 		status += " (" + ca.ReasonName(r.Certificate.RevocationReason) + ")"
 	}
 	fmt.Fprintf(w, "request %d: %s\n", r.ID, status)
-	if r.Subject != "" {
-		fmt.Fprintf(w, "subject: %s\n", r.Subject)
+	if shown, requested := subjectsOf(r); shown != "" {
+		fmt.Fprintf(w, "subject: %s\n", shown)
+		if requested != "" {
+			fmt.Fprintf(w, "requested subject: %s\n", requested)
+		}
 	}
 	if r.Status == certadm.StatusDenied && r.DenyReason != "" {
 		fmt.Fprintf(w, "reason: %s\n", r.DenyReason)

@@ -23,16 +23,21 @@ type viewRow struct {
 	// Status is pending, issued, denied or revoked: what status= selects.
 	// A certificate on hold is "revoked" with RevocationReason 6
 	// (certificateHold).
-	Status      string `json:"status"`
-	Profile     string `json:"profile"`
-	Requester   string `json:"requester"`
-	Subject     string `json:"subject"`
-	SubmittedAt string `json:"submitted_at"`
-	ResolvedAt  string `json:"resolved_at,omitempty"`
-	DenyReason  string `json:"deny_reason,omitempty"`
-	Serial      string `json:"serial,omitempty"`
-	NotBefore   string `json:"not_before,omitempty"`
-	NotAfter    string `json:"not_after,omitempty"`
+	Status    string `json:"status"`
+	Profile   string `json:"profile"`
+	Requester string `json:"requester"`
+	// Subject is the issued certificate's subject once there is one (a
+	// profile may keep less of the request's subject than it asked for),
+	// else the request's; RequestedSubject is the request's when it
+	// differs (JSON only).
+	Subject          string `json:"subject"`
+	RequestedSubject string `json:"requested_subject,omitempty"`
+	SubmittedAt      string `json:"submitted_at"`
+	ResolvedAt       string `json:"resolved_at,omitempty"`
+	DenyReason       string `json:"deny_reason,omitempty"`
+	Serial           string `json:"serial,omitempty"`
+	NotBefore        string `json:"not_before,omitempty"`
+	NotAfter         string `json:"not_after,omitempty"`
 	// Revoked, RevokedAt and RevocationReason repeat what Status says, with
 	// the time and the RFC 5280 reason code.
 	Revoked          bool   `json:"revoked"`
@@ -67,11 +72,11 @@ func rowOf(r *certadm.Request) viewRow {
 		Status:      requestStatus(r),
 		Profile:     r.Profile,
 		Requester:   r.Requester,
-		Subject:     r.Subject,
 		SubmittedAt: rfc3339(r.SubmittedAt),
 		ResolvedAt:  rfc3339(r.ResolvedAt),
 		DenyReason:  r.DenyReason,
 	}
+	v.Subject, v.RequestedSubject = subjectsOf(r)
 	if c := r.Certificate; c != nil {
 		v.Serial = c.Serial
 		v.NotBefore = rfc3339(c.NotBefore)
@@ -147,4 +152,17 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// subjectsOf returns the subject to show for r, the issued certificate's
+// once there is one, and the requested subject when it differs ("" when it
+// does not).
+func subjectsOf(r *certadm.Request) (shown, requested string) {
+	if c := r.Certificate; c != nil && c.Subject != "" {
+		if c.Subject != r.Subject {
+			return c.Subject, r.Subject
+		}
+		return c.Subject, ""
+	}
+	return r.Subject, ""
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -502,5 +503,18 @@ func TestViewFilterSubjectWithComma(t *testing.T) {
 	rows := strings.Split(strings.TrimSpace(out), "\n")
 	if len(rows) != 2 || !strings.Contains(rows[1], "comma.example.test") {
 		t.Fatalf("view of the subject with a comma:\n%s", out)
+	}
+	// The tls-server profile keeps only the CN: view shows what was
+	// issued, and JSON and get also what was asked for.
+	var js []viewRow
+	if err := json.Unmarshal([]byte(mustCLI(t, append(g, "view", "--filter", `subject~O=Example\, Inc.`, "--format", "json")...)), &js); err != nil {
+		t.Fatal(err)
+	}
+	if len(js) != 1 || js[0].Subject != "CN=comma.example.test" || js[0].RequestedSubject != `CN=comma.example.test,O=Example\, Inc.` {
+		t.Fatalf("JSON subjects: %+v", js)
+	}
+	got := mustCLI(t, append(g, "get", strconv.FormatInt(js[0].RequestID, 10))...)
+	if !strings.Contains(got, "subject: CN=comma.example.test\n") || !strings.Contains(got, "requested subject: CN=comma.example.test,O=Example\\, Inc.\n") {
+		t.Fatalf("get:\n%s", got)
 	}
 }
