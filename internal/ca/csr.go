@@ -79,6 +79,9 @@ func ParseCSR(data []byte) (*x509.CertificateRequest, error) {
 		if _, cerr := x509.ParseCertificate(der); cerr == nil {
 			return nil, &CSRFormatError{Detail: "found an X.509 certificate, not a request"}
 		}
+		if pkcs10Shaped(der) {
+			return nil, &CSRFormatError{Unreadable: true, Detail: strings.TrimPrefix(err.Error(), "x509: ")}
+		}
 		return nil, &CSRFormatError{Detail: "the DER structure is not a PKCS#10 request"}
 	}
 	return csr, nil
@@ -403,4 +406,22 @@ func hasControl(s string) bool {
 		}
 	}
 	return false
+}
+
+// pkcs10Shaped reports whether der has the outline of a PKCS#10 request
+// (RFC 2986): a version, a name, a public key, [0] attributes, then a
+// signature algorithm and a signature, whatever their content.
+func pkcs10Shaped(der []byte) bool {
+	var req struct {
+		Info struct {
+			Version    int
+			Subject    asn1.RawValue
+			PublicKey  asn1.RawValue
+			Attributes asn1.RawValue `asn1:"tag:0"`
+		}
+		SignatureAlgorithm asn1.RawValue
+		Signature          asn1.BitString
+	}
+	rest, err := asn1.Unmarshal(der, &req)
+	return err == nil && len(rest) == 0
 }

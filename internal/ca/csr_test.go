@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -243,5 +244,26 @@ func TestCheckCSRFromOpenSSL(t *testing.T) {
 		"-out", weak, "-subj", "/CN=www.example.com")
 	if _, err := CheckCSR(readFile(t, weak), profile(t, ProfileTLSServer)); !errors.Is(err, ErrKeyNotAllowed) {
 		t.Fatalf("RSA-1024 request: err = %v, want ErrKeyNotAllowed", err)
+	}
+}
+
+// TestCSRTheCACannotRead: a well-formed request with a key on a curve this
+// CA does not support (secp256k1, made by openssl) is not "not a
+// certificate request": the message says the CA cannot read it, and why.
+func TestCSRTheCACannotRead(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "k1.der")
+	if o, err := runOpenSSL(t, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:secp256k1", "-nodes",
+		"-keyout", filepath.Join(t.TempDir(), "k1.key"), "-subj", "/CN=k1.example.test", "-outform", "DER", "-out", out); err != nil {
+		t.Fatalf("openssl req: %v\n%s", err, o)
+	}
+	der, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ParseCSR(der)
+	var fe *CSRFormatError
+	if !errors.As(err, &fe) || !fe.Unreadable || !errors.Is(err, ErrMalformedCSR) ||
+		!strings.HasPrefix(err.Error(), "a certificate request this CA cannot read: ") || strings.Contains(err.Error(), "not a certificate request") {
+		t.Fatalf("secp256k1 request: %v", err)
 	}
 }

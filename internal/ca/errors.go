@@ -88,10 +88,17 @@ type CSRFormatError struct {
 	// Detail is what is wrong ("the DER data is truncated: 120 of 240
 	// bytes"), or "" when the data is neither PEM text nor DER at all.
 	Detail string
+	// Unreadable is set for a request with the shape of a PKCS#10 request
+	// whose content this CA cannot read (a key on an unsupported curve, a
+	// name it cannot decode); Detail then says why.
+	Unreadable bool
 }
 
 // Error says what a request must be, then what this one is.
 func (e *CSRFormatError) Error() string {
+	if e.Unreadable {
+		return "a certificate request this CA cannot read: " + e.Detail
+	}
 	msg := "not a certificate request: expected PEM 'CERTIFICATE REQUEST' or DER PKCS#10"
 	if e.Detail != "" {
 		msg += " (" + e.Detail + ")"
