@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 
 	certsrvv1 "github.com/certsrv/certsrv/proto/certsrv/v1"
 
@@ -63,19 +64,21 @@ func (a *adminService) Submit(ctx context.Context, req *certsrvv1.SubmitRequest)
 
 // GetRequest returns a request. A caller that holds only the Enrollee role
 // among the roles GetRequest admits may read only requests it submitted;
-// another's request is AccessDenied.
+// another's request gets the same NoRequest answer as a missing one.
 func (a *adminService) GetRequest(ctx context.Context, req *certsrvv1.GetRequestRequest) (*certsrvv1.RequestInfo, error) {
 	c, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
+	readsAll := c.Roles.Has(service.RoleOfficer) || c.Roles.Has(service.RoleAuditor) || c.Roles.Has(service.RoleReader)
 	r, err := a.s.ca.Request(ctx, req.GetRequestId())
+	if !readsAll && (errors.Is(err, &apierr.Error{Code: apierr.NoRequest}) || (err == nil && r.Requester != c.Principal)) {
+		// The same answer for another's request and a missing one, so
+		// that an Enrollee cannot learn which request ids exist.
+		return nil, apierr.New(apierr.NoRequest, "request %d does not exist or was not submitted by %s", req.GetRequestId(), c.Principal)
+	}
 	if err != nil {
 		return nil, err
-	}
-	readsAll := c.Roles.Has(service.RoleOfficer) || c.Roles.Has(service.RoleAuditor) || c.Roles.Has(service.RoleReader)
-	if !readsAll && r.Requester != c.Principal {
-		return nil, apierr.New(apierr.AccessDenied, "request %d belongs to another requester", req.GetRequestId())
 	}
 	return requestInfo(r), nil
 }
