@@ -261,6 +261,19 @@ func TestServeRefusesStrayDirectory(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(data, "certsrv.json")); err == nil {
 		t.Fatal("serve initialized a directory that was not empty")
 	}
+	// A directory holding only a CA key (certsrv key restore ahead of a
+	// restore) is pointed at certsrv restore, not at init.
+	keyOnly := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(keyOnly, "keys"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(keyOnly, "keys", "ca.key"), []byte("key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = runCertsrv(t, "serve", "--data", keyOnly, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
+	if code != 1 || !strings.Contains(stderr, "holds a CA key but no configuration") || !strings.Contains(stderr, "certsrv restore") {
+		t.Fatalf("serve on a directory holding only a CA key: exit %d, %q", code, stderr)
+	}
 }
 
 // TestUsageErrors checks exit status 2 for command-line mistakes.

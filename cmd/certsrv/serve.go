@@ -132,6 +132,11 @@ func firstStart(cmd *cobra.Command, a *app, dir datadir.Dir, f *serveFlags, pass
 	if err != nil {
 		return err
 	}
+	if _, err := os.Stat(dir.CAKeyPath()); err == nil {
+		// certsrv key restore put a CA key here, ahead of a restore.
+		return fmt.Errorf("%s holds a CA key but no configuration: restore a backup set into it (certsrv restore SET --data %s), which uses this key: %w",
+			dir.Root, dir.Root, datadir.ErrNotInitialized)
+	}
 	for _, e := range entries {
 		if e.Name() != filepath.Base(dir.LockPath()) {
 			return fmt.Errorf("%s holds files but no configuration: run certsrv init there, or use an empty directory: %w", dir.Root, datadir.ErrNotInitialized)
