@@ -41,15 +41,18 @@ unless --base-url is given.`,
 			if err != nil {
 				return err
 			}
+			undo := newTargetUndo(dir.Root) // a failed init leaves no trace
 			l, err := lock(dir)
 			if err != nil {
 				return err
 			}
-			defer l.Release()
 			res, err := service.Init(cmd.Context(), dir, opts)
 			if err != nil {
+				l.Release()
+				undo.run()
 				return err
 			}
+			defer l.Release()
 			printInitResult(a.stdout, dir, opts.Config.CAName, res)
 			return nil
 		},
@@ -70,6 +73,9 @@ func (f *initFlags) options(cmd *cobra.Command) (service.InitOptions, error) {
 	kt, err := ca.ParseKeyType(f.key)
 	if err != nil {
 		return service.InitOptions{}, usagef("--key: %v", err)
+	}
+	if err := ca.CheckName(f.name); err != nil {
+		return service.InitOptions{}, usagef("--name %q: %v", f.name, err)
 	}
 	pass, err := readSecret(f.passphraseFile, "passphrase")
 	if err != nil {

@@ -82,6 +82,11 @@ func newRootCmd(a *app) *cobra.Command {
 			cmd.Help()
 			return usagef("no command given")
 		},
+		// Every command checks --log-level, whether or not it logs.
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			_, err := a.logger()
+			return err
+		},
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetOut(a.stdout)
