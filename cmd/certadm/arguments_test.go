@@ -26,6 +26,7 @@ func TestMalformedArgumentsAreUsageErrors(t *testing.T) {
 		{[]string{"unrevoke", "xyz"}, []string{`SERIAL "xyz"`, "Run 'certadm unrevoke --help'"}},
 		{[]string{"role", "grant", "x", "Wizard", "--out", work + "/x"}, []string{`ROLE "Wizard": unknown role`, "Administrator, Officer, Auditor, Operator, Enrollee, Reader", "Run 'certadm role grant --help'"}},
 		{[]string{"role", "grant", "x", "Officer", "wizard", "--out", work + "/x"}, []string{`ROLE "wizard"`}},
+		{[]string{"role", "grant", " padded", "Officer", "--out", work + "/x"}, []string{`NAME " padded"`, "printable ASCII"}},
 	}
 	for _, c := range cases {
 		code, out, errOut := cli(t, c.args...)

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/certsrv/certsrv/certadm"
+	"github.com/certsrv/certsrv/internal/ca"
 	"github.com/certsrv/certsrv/internal/fsutil"
 	"github.com/certsrv/certsrv/internal/service"
 )
@@ -38,6 +39,9 @@ a usage error (exit status 2), found before the server is contacted.`,
 		RunE: a.action(func(ctx context.Context, args []string) error {
 			if out == "" {
 				return usagef("--out DIR is required")
+			}
+			if err := ca.CheckPrincipal(args[0]); err != nil {
+				return usagef("NAME %q: %v", args[0], err)
 			}
 			roles, err := parseRoleArgs(args[1:])
 			if err != nil {
