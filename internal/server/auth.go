@@ -101,6 +101,8 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 	if !r.allows(roles) {
 		return nil, apierr.New(apierr.AccessDenied, "principal %q may not call %s", principal, method)
 	}
+	// The CA's log line of every change the call makes names the caller.
+	ctx = service.WithActor(ctx, principal)
 	return context.WithValue(ctx, callerKey{}, &Caller{Principal: principal, Fingerprint: fp, Roles: roles}), nil
 }
 

@@ -172,7 +172,7 @@ func (c *CA) publishLocked(ctx context.Context, delta bool) (*CRLInfo, error) {
 			c.logger.Warn("could not remove the stale delta CRL", "path", c.crlPath(true), "err", err)
 		}
 	}
-	c.logger.Info("CRL published", "number", number, "delta", delta, "entries", len(entries), "next_update", nextUpdt, "lsn", recorded.LSN)
+	c.change(ctx, "CRL published", "number", number, "delta", delta, "entries", len(entries), "next_update", nextUpdt, "lsn", recorded.LSN)
 	return &CRLInfo{
 		Number: num, Delta: delta, BaseNumber: baseNumber,
 		ThisUpdate: thisUpdate.UTC().Truncate(time.Second), NextUpdate: nextUpdt.UTC().Truncate(time.Second),

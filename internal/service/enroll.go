@@ -110,7 +110,7 @@ func (c *CA) Submit(ctx context.Context, principal string, csrData []byte, profi
 		if err != nil {
 			return nil, storeError("submit request", err)
 		}
-		c.logger.Info("request pending", "request", r.ID, "subject", r.Subject, "profile", r.Profile, "requester", r.Requester, "lsn", r.SubmittedLSN)
+		c.change(ctx, "request pending", "request", r.ID, "subject", r.Subject, "profile", r.Profile, "requester", r.Requester, "lsn", r.SubmittedLSN)
 		return &r, nil
 	}
 	for attempt := 1; ; attempt++ {
@@ -129,7 +129,7 @@ func (c *CA) Submit(ctx context.Context, principal string, csrData []byte, profi
 		if r.Certificate == nil {
 			r.Certificate = &cert
 		}
-		c.logIssued(&r, cert, "enrolled")
+		c.logIssued(ctx, &r, cert, "enrolled")
 		return &r, nil
 	}
 }
@@ -190,7 +190,7 @@ func (c *CA) Approve(ctx context.Context, id int64) (*Request, error) {
 		if err != nil {
 			return nil, storeError(fmt.Sprintf("approve request %d", id), err)
 		}
-		c.logIssued(r, cert, "approved")
+		c.logIssued(ctx, r, cert, "approved")
 		return c.Request(ctx, id)
 	}
 }
@@ -199,8 +199,8 @@ func (c *CA) Approve(ctx context.Context, id int64) (*Request, error) {
 // cert, issued as how says ("enrolled" automatically, or "approved" by an
 // officer). Every change to the database has such a line with its LSN, so
 // that an operator can choose a point for certsrv restore --until.
-func (c *CA) logIssued(r *Request, cert store.Certificate, how string) {
-	c.logger.Info("certificate issued", "request", r.ID, "serial", cert.Serial, "subject", cert.Subject,
+func (c *CA) logIssued(ctx context.Context, r *Request, cert store.Certificate, how string) {
+	c.change(ctx, "certificate issued", "request", r.ID, "serial", cert.Serial, "subject", cert.Subject,
 		"profile", r.Profile, "requester", r.Requester, "how", how, "lsn", cert.IssuedLSN)
 }
 
@@ -220,7 +220,7 @@ func (c *CA) Deny(ctx context.Context, id int64, reason string) (*Request, error
 	if err != nil {
 		return nil, err
 	}
-	c.logger.Info("request denied", "request", id, "subject", r.Subject, "reason", reason, "lsn", r.ResolvedLSN)
+	c.change(ctx, "request denied", "request", id, "subject", r.Subject, "reason", reason, "lsn", r.ResolvedLSN)
 	return r, nil
 }
 
@@ -327,6 +327,6 @@ func (c *CA) ImportCertificate(ctx context.Context, data []byte) (*store.Certifi
 		}
 		return nil, storeError("import certificate "+serial, err)
 	}
-	c.logger.Info("certificate imported", "serial", serial, "subject", cert.Subject.String(), "lsn", imported.ResolvedLSN)
+	c.change(ctx, "certificate imported", "serial", serial, "subject", cert.Subject.String(), "lsn", imported.ResolvedLSN)
 	return c.CertificateBySerial(ctx, serial)
 }

@@ -35,7 +35,7 @@ func (c *CA) BackupKey(ctx context.Context, password string) (p12 []byte, fileNa
 	if err != nil {
 		return nil, "", internal("export CA key", err)
 	}
-	c.logger.Info("CA key exported", "file", c.auth.Name+".p12")
+	c.change(ctx, "CA key exported", "file", c.auth.Name+".p12")
 	return data, c.auth.Name + ".p12", nil
 }
 

@@ -105,3 +105,44 @@ func TestEveryChangeIsLoggedWithItsLSN(t *testing.T) {
 		prev = *l.LSN
 	}
 }
+
+// TestChangeLinesNameTheActor: a change made on behalf of a principal
+// (WithActor, as the admin API does for its caller) logs "by" with it; one
+// the CA makes by itself logs none.
+func TestChangeLinesNameTheActor(t *testing.T) {
+	dir := initDir(t)
+	var buf bytes.Buffer
+	c, err := Open(context.Background(), dir, OpenOptions{Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	r, err := c.Submit(WithActor(context.Background(), "alice"), "alice", serverCSR(t, "actor.example.test"), "tls-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Revoke(WithActor(context.Background(), "officer-bob"), r.Certificate.Serial, "superseded", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PublishCRL(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	by := map[string]string{}
+	for _, raw := range bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n")) {
+		var l struct {
+			Msg string  `json:"msg"`
+			By  *string `json:"by"`
+		}
+		if err := json.Unmarshal(raw, &l); err != nil {
+			t.Fatal(err)
+		}
+		if l.By != nil {
+			by[l.Msg] = *l.By
+		} else if _, seen := by[l.Msg]; !seen {
+			by[l.Msg] = ""
+		}
+	}
+	if by["certificate issued"] != "alice" || by["certificate revoked"] != "officer-bob" || by["CRL published"] != "" {
+		t.Fatalf("by: %v", by)
+	}
+}

@@ -63,7 +63,7 @@ func (c *CA) Revoke(ctx context.Context, serial string, reason string, at time.T
 	if err != nil {
 		return nil, err
 	}
-	c.logger.Info("certificate revoked", "serial", s, "reason", ca.ReasonName(code), "lsn", cert.RevokedLSN)
+	c.change(ctx, "certificate revoked", "serial", s, "reason", ca.ReasonName(code), "lsn", cert.RevokedLSN)
 	return cert, nil
 }
 
@@ -93,6 +93,6 @@ func (c *CA) Unrevoke(ctx context.Context, serial string) (*store.Certificate, e
 	if err != nil {
 		return nil, err
 	}
-	c.logger.Info("certificate released from hold", "serial", s, "lsn", cert.RevokedLSN)
+	c.change(ctx, "certificate released from hold", "serial", s, "lsn", cert.RevokedLSN)
 	return cert, nil
 }

@@ -155,7 +155,7 @@ func (c *CA) GrantRole(ctx context.Context, principal string, roles []string, pu
 	if err := c.db.GrantRoles(ctx, principal, rs.Strings(), Fingerprint(der)); err != nil {
 		return nil, nil, storeError("grant roles to "+principal, err)
 	}
-	c.logger.Info("roles granted", "principal", principal, "roles", rs.Strings(), "fingerprint", Fingerprint(der))
+	c.change(ctx, "roles granted", "principal", principal, "roles", rs.Strings(), "fingerprint", Fingerprint(der))
 	return der, c.anchor.Raw, nil
 }
 
@@ -181,7 +181,7 @@ func (c *CA) RevokeRole(ctx context.Context, principal string) error {
 		}
 		return storeError("revoke principal "+principal, err)
 	}
-	c.logger.Info("principal revoked", "principal", principal)
+	c.change(ctx, "principal revoked", "principal", principal)
 	return nil
 }
 
