@@ -504,13 +504,9 @@ func (r *backupRun) add(fn func() (backupset.FileEntry, error)) error {
 	return nil
 }
 
-// truncate calls TruncateLogs unless --keep-logs, and words the result for
-// the summary.
+// truncate calls TruncateLogs and words the result for the summary
+// (commitAndEnd does not call it under --keep-logs).
 func (r *backupRun) truncate(ctx context.Context, b *certadm.BackupContext) error {
-	if r.flags.keepLogs {
-		r.truncated = "none (--keep-logs)"
-		return nil
-	}
 	res, err := b.TruncateLogs(ctx)
 	if err != nil {
 		return err

@@ -51,8 +51,7 @@ var terminalOutput = func(w io.Writer) (out io.Writer, width int, ok bool) {
 // a percentage over the bytes of every file the session listed so far, those
 // bytes as done of total, and the rate once it means something. The total
 // grows as the session lists files (a full backup lists its log generations
-// after its database is copied). Write counts bytes, so a backupProgress can
-// sit beside the file being written in an io.MultiWriter.
+// after its database is copied); add counts bytes as they pass (progress).
 //
 // A nil *backupProgress does nothing: a run whose standard output is not a
 // terminal has none and prints only its summary line.
@@ -135,12 +134,6 @@ func (p *backupProgress) file(name string) {
 	p.mu.Lock()
 	p.name = name
 	p.mu.Unlock()
-}
-
-// Write counts len(b) bytes as done. It never fails.
-func (p *backupProgress) Write(b []byte) (int, error) {
-	p.add(int64(len(b)))
-	return len(b), nil
 }
 
 // add counts n bytes as done.
@@ -276,32 +269,5 @@ func progress(src io.Reader, p *backupProgress) io.Reader {
 	if p == nil {
 		return src
 	}
-	return &progressReader{src: src, p: p}
-}
-
-type progressReader struct {
-	src io.Reader
-	p   *backupProgress
-}
-
-func (r *progressReader) Read(b []byte) (int, error) {
-	n, err := r.src.Read(b)
-	r.p.add(int64(n))
-	return n, err
-}
-
-func (r *progressReader) WriteTo(w io.Writer) (int64, error) {
-	return io.Copy(&countingWriter{w: w, p: r.p}, r.src)
-}
-
-// countingWriter passes writes on to w and counts on p what w took.
-type countingWriter struct {
-	w io.Writer
-	p *backupProgress
-}
-
-func (c *countingWriter) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.p.add(int64(n))
-	return n, err
+	return &meteredReader{src: src, after: func(n int) error { p.add(int64(n)); return nil }}
 }

@@ -120,58 +120,66 @@ func paced(ctx context.Context, src io.Reader, p *pacer) io.Reader {
 	if p == nil {
 		return src
 	}
-	return &pacedReader{ctx: ctx, src: src, p: p}
+	return &meteredReader{src: src, slice: pacedSlice, after: func(n int) error { return p.wait(ctx, n) }}
 }
 
-type pacedReader struct {
-	ctx context.Context
-	src io.Reader
-	p   *pacer
+// pacedSlice is the most a paced copy passes on before it waits: a chunk
+// of several MiB is handed over in slices, so that the bytes reach the set
+// (and the progress line) at the rate rather than in bursts a chunk
+// apart. The slices are of the chunk itself, not copies.
+const pacedSlice = 64 << 10
+
+// meteredReader passes src on and calls after with the size of every
+// piece it passed on; an error from after ends the copy. It keeps src's
+// WriteTo (through a meteredWriter), so a backup file's chunks are handed
+// over without a copy. The --max-rate pacer and the progress line both
+// sit on a backup's stream this way.
+type meteredReader struct {
+	src   io.Reader
+	slice int // the most WriteTo passes on at once; 0: whole writes
+	after func(n int) error
 }
 
-func (r *pacedReader) Read(b []byte) (int, error) {
+func (r *meteredReader) Read(b []byte) (int, error) {
 	n, err := r.src.Read(b)
 	if n > 0 {
-		if werr := r.p.wait(r.ctx, n); werr != nil && err == nil {
-			err = werr
+		if aerr := r.after(n); aerr != nil && err == nil {
+			err = aerr
 		}
 	}
 	return n, err
 }
 
-func (r *pacedReader) WriteTo(w io.Writer) (int64, error) {
-	return io.Copy(&pacedWriter{ctx: r.ctx, w: w, p: r.p}, r.src)
+func (r *meteredReader) WriteTo(w io.Writer) (int64, error) {
+	return io.Copy(&meteredWriter{w: w, slice: r.slice, after: r.after}, r.src)
 }
 
-// pacedSlice is the most a pacedWriter passes on before it waits: a
-// chunk of several MiB is handed over in slices, so that the bytes reach
-// the set (and the progress line) at the rate rather than in bursts a
-// chunk apart. The slices are of the chunk itself, not copies.
-const pacedSlice = 64 << 10
-
-// pacedWriter passes writes on to w, pacedSlice bytes at a time, and waits
-// for the pacer after each.
-type pacedWriter struct {
-	ctx context.Context
-	w   io.Writer
-	p   *pacer
+// meteredWriter passes writes on to w, at most slice bytes at a time (all
+// at once when slice is 0), and calls after with what w took each time.
+type meteredWriter struct {
+	w     io.Writer
+	slice int
+	after func(n int) error
 }
 
-func (w *pacedWriter) Write(b []byte) (int, error) {
+func (w *meteredWriter) Write(b []byte) (int, error) {
 	written := 0
 	for written < len(b) {
-		slice := b[written:min(len(b), written+pacedSlice)]
-		n, err := w.w.Write(slice)
+		piece := b[written:]
+		if w.slice > 0 && len(piece) > w.slice {
+			piece = piece[:w.slice]
+		}
+		n, err := w.w.Write(piece)
 		written += n
 		if n > 0 {
-			if werr := w.p.wait(w.ctx, n); werr != nil && err == nil {
-				err = werr
+			if aerr := w.after(n); aerr != nil && err == nil {
+				err = aerr
 			}
 		}
 		if err != nil {
 			return written, err
 		}
-		if n < len(slice) {
+		if n < len(piece) {
 			return written, io.ErrShortWrite
 		}
 	}

@@ -144,7 +144,8 @@ func (w *sizesWriter) Write(b []byte) (int, error) {
 func TestPacedChunkArrivesInSlices(t *testing.T) {
 	var w sizesWriter
 	chunk := make([]byte, 4<<20-1<<10)
-	n, err := io.Copy(&pacedWriter{ctx: context.Background(), w: &w, p: newPacer(1 << 30)}, bytes.NewReader(chunk))
+	src := paced(context.Background(), bytes.NewReader(chunk), newPacer(1<<30))
+	n, err := src.(io.WriterTo).WriteTo(&w)
 	if err != nil || n != int64(len(chunk)) {
 		t.Fatalf("copied %d bytes, %v", n, err)
 	}
