@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/certsrv/certsrv/internal/backupset"
+	"github.com/certsrv/certsrv/internal/fsutil"
 	"github.com/certsrv/certsrv/internal/verify"
 )
 
@@ -232,24 +233,7 @@ func TestVerifyProcessExitStatus(t *testing.T) {
 func copySetDir(t *testing.T, src string) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), "set")
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o700)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o600)
-	})
-	if err != nil {
+	if err := fsutil.CopyTree(dst, src); err != nil {
 		t.Fatal(err)
 	}
 	return dst

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/certsrv/certsrv/internal/datadir"
+	"github.com/certsrv/certsrv/internal/fsutil"
 	"github.com/certsrv/certsrv/internal/wal"
 )
 
@@ -293,22 +294,7 @@ func matching(err error) []error {
 // copyDir copies the regular files and directories of src into dst.
 func copyDir(t *testing.T, dst, src string) {
 	t.Helper()
-	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o700)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o600)
-	})
-	if err != nil {
+	if err := fsutil.CopyTree(dst, src); err != nil {
 		t.Fatal(err)
 	}
 }

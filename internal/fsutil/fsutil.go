@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,6 +86,34 @@ func Within(root, name string) (string, error) {
 		return "", fmt.Errorf("%q: %w", name, ErrOutsideRoot)
 	}
 	return filepath.Join(root, clean), nil
+}
+
+// CopyTree copies the directory tree src into dst (created as needed):
+// directories with mode 0700, regular files with mode 0600, anything else
+// skipped. It is a plain copy, not a durable one; tests use it to make a
+// copy of a backup set or a data directory to damage.
+func CopyTree(dst, src string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(target, 0o700)
+		case !d.Type().IsRegular():
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, 0o600)
+	})
 }
 
 // CopyFile copies src to dst durably (see WriteAtomic) and returns the number

@@ -64,3 +64,33 @@ func TestWithin(t *testing.T) {
 		t.Fatalf("got %q, %v", got, err)
 	}
 }
+
+func TestCopyTree(t *testing.T) {
+	src, dst := t.TempDir(), filepath.Join(t.TempDir(), "copy")
+	if err := os.MkdirAll(filepath.Join(src, "a", "b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for p, v := range map[string]string{"top": "1", "a/mid": "22", "a/b/deep": "333"} {
+		if err := os.WriteFile(filepath.Join(src, p), []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("/etc/passwd", filepath.Join(src, "a", "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := CopyTree(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	for p, v := range map[string]string{"top": "1", "a/mid": "22", "a/b/deep": "333"} {
+		b, err := os.ReadFile(filepath.Join(dst, p))
+		if err != nil || string(b) != v {
+			t.Errorf("%s: %q, %v", p, b, err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(dst, "a", "link")); !os.IsNotExist(err) {
+		t.Errorf("the symbolic link was copied: %v", err)
+	}
+	if err := CopyTree(dst, filepath.Join(src, "missing")); err == nil {
+		t.Error("copying a missing tree succeeded")
+	}
+}

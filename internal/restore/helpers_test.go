@@ -21,6 +21,7 @@ import (
 
 	"github.com/certsrv/certsrv/internal/backupset"
 	"github.com/certsrv/certsrv/internal/datadir"
+	"github.com/certsrv/certsrv/internal/fsutil"
 	"github.com/certsrv/certsrv/internal/service"
 	"github.com/certsrv/certsrv/internal/store"
 	"github.com/certsrv/certsrv/internal/wal"
@@ -340,20 +341,5 @@ func dumpOf(t testing.TB, path string) *store.Dump {
 // copyTree copies a directory tree (regular files only).
 func copyTree(t testing.TB, dst, src string) {
 	t.Helper()
-	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o700)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o600)
-	})
-	must(t, err, "copy tree")
+	must(t, fsutil.CopyTree(dst, src), "copy tree")
 }

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"path"
@@ -27,6 +26,7 @@ import (
 	"github.com/certsrv/certsrv/internal/backupset"
 	"github.com/certsrv/certsrv/internal/backuptest"
 	"github.com/certsrv/certsrv/internal/datadir"
+	"github.com/certsrv/certsrv/internal/fsutil"
 	"github.com/certsrv/certsrv/internal/testserver"
 )
 
@@ -469,25 +469,7 @@ func buildFixtures(t testing.TB) {
 func copySet(t testing.TB, src string) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), "set")
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o700)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o600)
-	})
-	if err != nil {
+	if err := fsutil.CopyTree(dst, src); err != nil {
 		t.Fatal(err)
 	}
 	return dst
