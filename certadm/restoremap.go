@@ -3,10 +3,10 @@ package certadm
 import (
 	"io"
 	"path"
-	"strconv"
 	"strings"
 
 	"github.com/certsrv/certsrv/internal/backupset"
+	"github.com/certsrv/certsrv/internal/wal"
 )
 
 // Generation returns the generation number of a log file (FileLog) from
@@ -18,21 +18,12 @@ func (f File) Generation() (uint32, bool) {
 		return 0, false
 	}
 	name := path.Base(strings.ReplaceAll(f.Name, `\`, "/"))
-	digits, ok := strings.CutSuffix(name, ".log")
-	if !ok || len(digits) < 8 {
+	if len(name) < len("00000000.log") {
 		return 0, false
 	}
-	digits = digits[len(digits)-8:]
-	for _, c := range digits {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-			return 0, false
-		}
-	}
-	v, err := strconv.ParseUint(digits, 16, 32)
-	if err != nil || v == 0 {
-		return 0, false
-	}
-	return uint32(v), true
+	// The base is whatever precedes the eight digits.
+	gen, ok := wal.ParseFileName(name[:len(name)-len("00000000.log")], name)
+	return gen, ok && gen != 0
 }
 
 // RestoreMapFile is the name a backup set gives the restore map inside

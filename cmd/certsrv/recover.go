@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -36,7 +35,7 @@ stopped. Without a pending restore there is nothing to do.`,
 			if _, err := os.Stat(dir.Root); err != nil {
 				return fmt.Errorf("no data directory %s: %w", dir.Root, err)
 			}
-			if _, err := os.Stat(filepath.Join(dir.RestoreDir(), restore.RecordFile)); errors.Is(err, fs.ErrNotExist) {
+			if _, err := os.Stat(restore.RecordPath(dir)); errors.Is(err, fs.ErrNotExist) {
 				// Nothing pending: no need to lock (and so touch) the directory.
 				fmt.Fprintf(a.stdout, "No restore is pending in %s; nothing to recover.\n", dir.Root)
 				return nil

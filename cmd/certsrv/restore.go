@@ -185,7 +185,7 @@ func (a *app) cancelRestore() error {
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(filepath.Join(dir.RestoreDir(), restore.RecordFile)); errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(restore.RecordPath(dir)); errors.Is(err, fs.ErrNotExist) {
 		// Nothing to cancel: say so without making the directory.
 		return fmt.Errorf("%s: %w", dir.Root, restore.ErrNothingPending)
 	}

@@ -267,8 +267,8 @@ func decodeRecord(b []byte) (*Record, error) {
 	return &r, nil
 }
 
-// recordPath returns restore/restore.json of dir.
-func recordPath(dir datadir.Dir) string { return filepath.Join(dir.RestoreDir(), RecordFile) }
+// RecordPath returns the restore-pending record of dir, restore/restore.json.
+func RecordPath(dir datadir.Dir) string { return filepath.Join(dir.RestoreDir(), RecordFile) }
 
 // readRecordFile reads and decodes the record at path. A missing file is an
 // error matching fs.ErrNotExist.
@@ -321,7 +321,7 @@ func writeRecordFile(path string, r *Record) error {
 // removeRecord deletes the record durably. A missing record is not an
 // error.
 func removeRecord(dir datadir.Dir) error {
-	p := recordPath(dir)
+	p := RecordPath(dir)
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove restore record: %w", err)
 	}
@@ -337,7 +337,7 @@ func removeRecord(dir datadir.Dir) error {
 // an error matching ErrRecordCorrupt; the CA must not start then either.
 // Pending only reads; it takes no lock.
 func Pending(dir datadir.Dir) (*Record, error) {
-	p := recordPath(dir)
+	p := RecordPath(dir)
 	r, err := readRecordFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -368,7 +368,7 @@ func Cancel(dir datadir.Dir) (*Record, error) {
 		return nil, err
 	}
 	defer lock.Release()
-	p := recordPath(dir)
+	p := RecordPath(dir)
 	r, err := readRecordFile(p)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):

@@ -96,7 +96,7 @@ func Recover(ctx context.Context, dir datadir.Dir, opts RecoverOptions) (*Result
 			opts.OnProgress(e)
 		}
 	}
-	path := recordPath(dir)
+	path := RecordPath(dir)
 	rec, err := readRecordFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("recover: %s: %w", dir.Root, ErrNothingPending)
@@ -159,7 +159,7 @@ type recovery struct {
 func (r *recovery) save(s State) error {
 	old := r.rec.State
 	r.rec.State = s
-	if err := writeRecordFile(recordPath(r.dir), r.rec); err != nil {
+	if err := writeRecordFile(RecordPath(r.dir), r.rec); err != nil {
 		r.rec.State = old
 		return err
 	}

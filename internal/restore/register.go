@@ -39,7 +39,7 @@ func Prepare(dir datadir.Dir) (*Registration, error) {
 	if err != nil {
 		return nil, fmt.Errorf("restore prepare: %w", err)
 	}
-	p := recordPath(dir)
+	p := RecordPath(dir)
 	r, err := readRecordFile(p)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -138,7 +138,7 @@ func (g *Registration) Register(rec Record) error {
 			return fmt.Errorf("%s: %w", op, err)
 		}
 	}
-	if err := writeRecordFile(recordPath(g.dir), r); err != nil {
+	if err := writeRecordFile(RecordPath(g.dir), r); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	g.rec = r
@@ -206,7 +206,7 @@ func (g *Registration) RegisterThroughFile(path string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	if abs == recordPath(g.dir) {
+	if abs == RecordPath(g.dir) {
 		return fmt.Errorf("%s: %w", op, invalid("%s is the data directory's own record", abs))
 	}
 	if err := writeRecordFile(abs, g.rec); err != nil {
@@ -252,7 +252,7 @@ func (g *Registration) Complete(status error) error {
 			r.Status = "failed"
 		}
 	}
-	if err := writeRecordFile(recordPath(g.dir), r); err != nil {
+	if err := writeRecordFile(RecordPath(g.dir), r); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	g.rec, g.done = r, true

@@ -185,7 +185,7 @@ func TestRegisterValidates(t *testing.T) {
 			t.Errorf("%s: Register = %v, want ErrInvalidArgument", name, err)
 		}
 	}
-	if _, err := os.Stat(recordPath(dir)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(RecordPath(dir)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a refused registration wrote a record: %v", err)
 	}
 }

@@ -112,10 +112,10 @@ func TestInstallIsRepeatable(t *testing.T) {
 		t.Fatalf("recovery: %v", err)
 	}
 	first := treeDigest(t, src.dir.LogDir())
-	rec, err := readRecordFile(recordPath(src.dir))
+	rec, err := readRecordFile(RecordPath(src.dir))
 	must(t, err, "read record")
 	rec.State = StateReplayed
-	must(t, writeRecordFile(recordPath(src.dir), rec), "rewind the record")
+	must(t, writeRecordFile(RecordPath(src.dir), rec), "rewind the record")
 	_, err = Recover(ctx, src.dir, RecoverOptions{afterSave: stopAt(StateInstalled)})
 	if !errors.Is(err, errStopped) {
 		t.Fatalf("repeated recovery: %v", err)
