@@ -48,14 +48,7 @@ func BenchmarkReadDatabase(b *testing.B) {
 	writeParallel(b, db, benchRequests)
 	m, _ := newManager(b, db)
 	ctx := context.Background()
-	id, err := m.Prepare(ctx, op1, Full)
-	if err != nil {
-		b.Fatal(err)
-	}
-	names, err := m.DatabaseNames(ctx, op1, id)
-	if err != nil {
-		b.Fatal(err)
-	}
+	id, names := prepareFull(b, m, op1)
 	b.SetBytes(names[0].Size)
 	for b.Loop() {
 		if _, err := m.OpenFile(ctx, op1, id, names[0].Name); err != nil {

@@ -322,3 +322,19 @@ func logFiles(t testing.TB, dir string) map[string]bool {
 	}
 	return out
 }
+
+// prepareFull prepares a full backup session for principal and returns its
+// id and the database file it lists.
+func prepareFull(t testing.TB, m *Manager, principal string) (string, []File) {
+	t.Helper()
+	ctx := context.Background()
+	id, err := m.Prepare(ctx, principal, Full)
+	if err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	names, err := m.DatabaseNames(ctx, principal, id)
+	if err != nil {
+		t.Fatalf("DatabaseNames: %v", err)
+	}
+	return id, names
+}

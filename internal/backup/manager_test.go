@@ -301,14 +301,7 @@ func TestOpenFileRefusesSymlinks(t *testing.T) {
 	write(t, db, 200)
 	m, _ := newManager(t, db)
 	ctx := context.Background()
-	id, err := m.Prepare(ctx, op1, Full)
-	if err != nil {
-		t.Fatal(err)
-	}
-	names, err := m.DatabaseNames(ctx, op1, id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id, names := prepareFull(t, m, op1)
 	logs, err := m.BackupLogs(ctx, op1, id)
 	if err != nil {
 		t.Fatal(err)
@@ -469,14 +462,7 @@ func TestLeaseExpiresDuringStalledRead(t *testing.T) {
 	write(t, db, 300)
 	m, eng := newManager(t, db, func(o *Options) { o.Lease = 100 * time.Millisecond })
 	ctx := context.Background()
-	id, err := m.Prepare(ctx, op1, Full)
-	if err != nil {
-		t.Fatal(err)
-	}
-	names, err := m.DatabaseNames(ctx, op1, id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id, names := prepareFull(t, m, op1)
 	if _, err := m.OpenFile(ctx, op1, id, names[0].Name); err != nil {
 		t.Fatal(err)
 	}
@@ -496,12 +482,12 @@ func TestLeaseExpiresDuringStalledRead(t *testing.T) {
 	// after the stalled session's lease has expired.
 	time.Sleep(3 * m.Lease())
 	for i := 0; i < 3; i++ {
-		_, err = m.Prepare(ctx, op2, Full)
+		_, err := m.Prepare(ctx, op2, Full)
 		wantCode(t, err, apierr.BackupInProgress, "Prepare while the stalled read holds the snapshot")
 		time.Sleep(20 * time.Millisecond)
 	}
 	close(release)
-	err = <-readDone
+	err := <-readDone
 	wantCode(t, err, apierr.BackupSequence, "the stalled read after its session ended")
 	if n := eng.open(); n != 0 {
 		t.Fatalf("%d snapshots pinned after the stalled read returned, want 0", n)

@@ -38,14 +38,7 @@ func TestReadReusesOneBuffer(t *testing.T) {
 	ctx := context.Background()
 	stop := writer(t, db)
 	defer stop()
-	id, err := m.Prepare(ctx, op1, Full)
-	if err != nil {
-		t.Fatal(err)
-	}
-	names, err := m.DatabaseNames(ctx, op1, id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id, names := prepareFull(t, m, op1)
 	name, size := names[0].Name, names[0].Size
 	if size < 4*MinChunk {
 		t.Fatalf("database snapshot is only %d bytes", size)
@@ -55,7 +48,7 @@ func TestReadReusesOneBuffer(t *testing.T) {
 	}
 	var got bytes.Buffer
 	bufs := map[*byte]int{}
-	err = m.Read(ctx, op1, id, MinChunk, func(off int64, p []byte) error {
+	err := m.Read(ctx, op1, id, MinChunk, func(off int64, p []byte) error {
 		bufs[unsafe.SliceData(p)]++
 		got.Write(p)
 		return nil
@@ -148,14 +141,7 @@ func TestCloseFileEndsARead(t *testing.T) {
 	write(t, db, 400)
 	m, _ := newManager(t, db)
 	ctx := context.Background()
-	id, err := m.Prepare(ctx, op1, Full)
-	if err != nil {
-		t.Fatal(err)
-	}
-	names, err := m.DatabaseNames(ctx, op1, id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id, names := prepareFull(t, m, op1)
 	if _, err := m.OpenFile(ctx, op1, id, names[0].Name); err != nil {
 		t.Fatal(err)
 	}
