@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/spf13/cobra"
+	"github.com/certsrv/certsrv/internal/clitest"
 )
 
 // TestMalformedArgumentsAreUsageErrors: an argument the CLI can tell is
@@ -53,17 +53,7 @@ func TestMalformedArgumentsAreUsageErrors(t *testing.T) {
 // ends with the help of the command whose line was wrong.
 func TestUsageHintNamesTheSubcommand(t *testing.T) {
 	isolate(t)
-	var paths [][]string
-	var walk func(c *cobra.Command, path []string)
-	walk = func(c *cobra.Command, path []string) {
-		paths = append(paths, path)
-		for _, sub := range c.Commands() {
-			if sub.Name() != "help" {
-				walk(sub, append(append([]string{}, path...), sub.Name()))
-			}
-		}
-	}
-	walk(newRootCmd(&app{}), nil)
+	paths := clitest.CommandPaths(newRootCmd(&app{}))
 	if len(paths) < 20 {
 		t.Fatalf("only %d commands found", len(paths))
 	}

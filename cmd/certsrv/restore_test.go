@@ -7,7 +7,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/spf13/cobra"
+	"github.com/certsrv/certsrv/internal/clitest"
 )
 
 var (
@@ -72,17 +72,7 @@ func TestRestoreNoCatchUpSaysSo(t *testing.T) {
 // TestUsageHintNamesTheSubcommand: a usage error of any command ends with
 // the help of that command ("certsrv restore --help" for restore).
 func TestUsageHintNamesTheSubcommand(t *testing.T) {
-	var paths [][]string
-	var walk func(c *cobra.Command, path []string)
-	walk = func(c *cobra.Command, path []string) {
-		paths = append(paths, path)
-		for _, sub := range c.Commands() {
-			if sub.Name() != "help" {
-				walk(sub, append(append([]string{}, path...), sub.Name()))
-			}
-		}
-	}
-	walk(newRootCmd(&app{}), nil)
+	paths := clitest.CommandPaths(newRootCmd(&app{}))
 	if len(paths) < 8 {
 		t.Fatalf("only %d commands found", len(paths))
 	}
