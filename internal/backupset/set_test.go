@@ -10,8 +10,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/certsrv/certsrv/internal/wal"
 )
@@ -446,5 +449,87 @@ func TestPipeWriterReportsWriteError(t *testing.T) {
 	want := sha256.Sum256(data)
 	if err != nil || sum != hex.EncodeToString(want[:]) {
 		t.Errorf("digest %s, want %x (%v)", sum, want, err)
+	}
+}
+
+// pieceWriter records, for every Write, the largest single write the pipe
+// asked for; gate, when set, holds each Write until it can receive.
+type pieceWriter struct {
+	max    int
+	gate   chan struct{}
+	mu     sync.Mutex
+	pieces []int
+}
+
+func (w *pieceWriter) SetMaxWrite(n int) { w.max = n }
+
+func (w *pieceWriter) Write(p []byte) (int, error) {
+	if w.gate != nil {
+		<-w.gate
+	}
+	w.mu.Lock()
+	w.pieces = append(w.pieces, w.max)
+	w.mu.Unlock()
+	return len(p), nil
+}
+
+func (w *pieceWriter) seen() []int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.pieces)
+}
+
+// A file writer that keeps up writes in its default pieces (so that the
+// CA's fsyncs wait less behind it); one that has fallen behind, with
+// buffers queued, writes each buffer whole.
+func TestPipeWriterPieceSizeFollowsBacklog(t *testing.T) {
+	chunk := make([]byte, pipeBufferSize)
+
+	// Keeping up: each buffer is written before the next is queued.
+	w := &pieceWriter{}
+	p := newPipeWriter(context.Background(), w, 4*pipeBufferSize)
+	for i := 1; i <= 4; i++ {
+		if _, err := p.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(10 * time.Second); len(w.seen()) < i; {
+			if time.Now().After(deadline) {
+				t.Fatalf("buffer %d was never written", i)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if _, err := p.finish(); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.seen(); !slices.Equal(got, []int{0, 0, 0, 0}) {
+		t.Errorf("a writer keeping up was asked for pieces %v, want the default (0) each time", got)
+	}
+
+	// Behind: the first write is held until every buffer is queued.
+	w = &pieceWriter{gate: make(chan struct{})}
+	p = newPipeWriter(context.Background(), w, pipeBuffers*pipeBufferSize)
+	for range pipeBuffers {
+		if _, err := p.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(w.gate)
+	if _, err := p.finish(); err != nil {
+		t.Fatal(err)
+	}
+	got := w.seen()
+	if len(got) != pipeBuffers {
+		t.Fatalf("%d writes, want %d", len(got), pipeBuffers)
+	}
+	// The first buffer was taken before the others were queued; the
+	// others found a backlog behind them until the last.
+	for i, n := range got[1 : pipeBuffers-1] {
+		if n != pipeBufferSize {
+			t.Errorf("write %d of a writer behind asked for %d-byte pieces, want the whole %d-byte buffer (all: %v)", i+2, n, pipeBufferSize, got)
+		}
+	}
+	if got[pipeBuffers-1] != 0 {
+		t.Errorf("the last write, with nothing queued behind it, asked for %d-byte pieces, want the default", got[pipeBuffers-1])
 	}
 }

@@ -132,3 +132,46 @@ func TestDirectWriter(t *testing.T) {
 		t.Fatalf("file content differs from what was written (%d vs %d bytes)", len(got), len(want))
 	}
 }
+
+func TestDirectWriterMaxWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := NewDirectWriter(f)
+	if !w.Direct() {
+		t.Skipf("the file system of %s refuses O_DIRECT: no direct pieces to count", path)
+	}
+	buf := AlignedBuffer(4 << 20)
+	for i := range buf {
+		buf[i] = byte(i / 4096)
+	}
+	write := func(max, wantPieces int) {
+		t.Helper()
+		w.SetMaxWrite(max)
+		before := w.writes
+		if n, err := w.Write(buf); err != nil || n != len(buf) {
+			t.Fatalf("Write = %d, %v", n, err)
+		}
+		if got := w.writes - before; got != wantPieces {
+			t.Errorf("SetMaxWrite(%d): a 4 MiB buffer took %d direct writes, want %d", max, got, wantPieces)
+		}
+	}
+	write(0, 4)         // DirectMaxWrite, 1 MiB
+	write(4<<20, 1)     // the whole buffer
+	write(2<<20+100, 2) // rounded down to 2 MiB
+	write(100, 4)       // below DirectAlign: the default
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := bytes.Repeat(buf, 4)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("file holds %d bytes, not the %d written", len(got), len(want))
+	}
+}
