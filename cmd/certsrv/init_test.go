@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	certsrvv1 "github.com/certsrv/certsrv/proto/certsrv/v1"
 
 	"github.com/certsrv/certsrv/certadm"
@@ -90,7 +93,8 @@ func TestSubordinateInstallCertAndKeyRestore(t *testing.T) {
 	}
 
 	ext := filepath.Join(tmp, "ext.cnf")
-	if err := os.WriteFile(ext, []byte("basicConstraints=critical,CA:true,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"), 0o644); err != nil {
+	if err := os.WriteFile(ext, []byte("basicConstraints=critical,CA:true,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"+
+		"nameConstraints=critical,permitted;DNS:example.test\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	signed := filepath.Join(tmp, "sub.crt")
@@ -100,8 +104,12 @@ func TestSubordinateInstallCertAndKeyRestore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("openssl x509 -req: %v\n%s", err, out)
 	}
-	if code, _, stderr := runCertsrv(t, "install-cert", signed, "--chain", filepath.Join(parent, "keys", "ca.crt"), "--data", sub); code != 0 {
+	code, stdout, stderr = runCertsrv(t, "install-cert", signed, "--chain", filepath.Join(parent, "keys", "ca.crt"), "--data", sub)
+	if code != 0 {
 		t.Fatalf("install-cert: exit %d\n%s", code, stderr)
+	}
+	if !strings.Contains(stdout, "Name constraints this CA will issue within") || !strings.Contains(stdout, "Sub CA: permitted DNS example.test") {
+		t.Errorf("install-cert does not name the parent's name constraints:\n%s", stdout)
 	}
 
 	d := startServe(t, "--data", sub, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
@@ -159,10 +167,15 @@ func TestSubordinateInstallCertAndKeyRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn2.Close()
-	csr := opensslCSR(t, tmp)
+	csr := opensslCSR(t, tmp, "www.example.test")
 	r, err := certsrvv1.NewAdminClient(conn2).Submit(ctx, &certsrvv1.SubmitRequest{Csr: csr})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The parent permitted example.test only: a name outside is refused.
+	_, err = certsrvv1.NewAdminClient(conn2).Submit(ctx, &certsrvv1.SubmitRequest{Csr: opensslCSR(t, tmp, "www.example.org")})
+	if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "name constraints") {
+		t.Errorf("a name outside the parent's name constraints: %v", err)
 	}
 	issued, err := x509.ParseCertificate(r.Certificate.GetDer())
 	if err != nil {
@@ -179,16 +192,16 @@ func TestSubordinateInstallCertAndKeyRestore(t *testing.T) {
 	}
 }
 
-// opensslCSR makes a P-256 request for www.example.test with openssl.
-func opensslCSR(t *testing.T, dir string) []byte {
+// opensslCSR makes a P-256 request for host with openssl.
+func opensslCSR(t *testing.T, dir, host string) []byte {
 	t.Helper()
 	out, err := exec.Command("openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-		"-subj", "/CN=www.example.test", "-addext", "subjectAltName=DNS:www.example.test",
-		"-keyout", filepath.Join(dir, "www.key"), "-out", filepath.Join(dir, "www.csr")).CombinedOutput()
+		"-subj", "/CN="+host, "-addext", "subjectAltName=DNS:"+host,
+		"-keyout", filepath.Join(dir, host+".key"), "-out", filepath.Join(dir, host+".csr")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("openssl req: %v\n%s", err, out)
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "www.csr"))
+	b, err := os.ReadFile(filepath.Join(dir, host+".csr"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"crypto/x509"
 	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/certsrv/certsrv/internal/ca"
+	"github.com/certsrv/certsrv/internal/datadir"
 	"github.com/certsrv/certsrv/internal/service"
 )
 
@@ -45,10 +48,36 @@ chain to a self-signed root. The CA must be stopped.`,
 				return err
 			}
 			fmt.Fprintf(a.stdout, "Installed the CA certificate in %s\n", dir.CACertPath())
+			printNameConstraints(a, dir)
 			fmt.Fprintf(a.stdout, "Next: certsrv serve --data %s\n", dir.Root)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&chainFile, "chain", "", "PEM file with the certificates above CERT, nearest first")
 	return cmd
+}
+
+// printNameConstraints names the name constraints of the installed
+// certificate and the chain above it, which certsrv enforces at issuance.
+func printNameConstraints(a *app, dir datadir.Dir) {
+	var certs []*x509.Certificate
+	for _, path := range []string{dir.CACertPath(), dir.CAChainPath()} {
+		if b, err := os.ReadFile(path); err == nil {
+			if cs, err := ca.ParseCertsPEM(b); err == nil {
+				certs = append(certs, cs...)
+			}
+		}
+	}
+	first := true
+	for _, c := range certs {
+		d := ca.DescribeNameConstraints(c)
+		if d == "" {
+			continue
+		}
+		if first {
+			fmt.Fprintln(a.stdout, "Name constraints this CA will issue within (requests outside them are refused):")
+			first = false
+		}
+		fmt.Fprintf(a.stdout, "  %s: %s\n", c.Subject.CommonName, d)
+	}
 }

@@ -167,8 +167,10 @@ func (a *Authority) Issue(csr *x509.CertificateRequest, p Profile, serial *big.I
 // library private key it is encoded directly (tbs.go) and signed without
 // CreateCertificate's verification of its own signature (sign.go).
 //
-// It fails with ErrCAExpired if now is not before the CA's notAfter and
-// with ErrKeyNotAllowed if the request carries the CA's own key.
+// It fails with ErrCAExpired if now is not before the CA's notAfter, with
+// ErrKeyNotAllowed if the request carries the CA's own key, and with a
+// *SANError (ErrSANNotAllowed) for a name outside the name constraints of
+// the CA certificate or the chain above it (constraints.go).
 func (a *Authority) IssueCertificate(csr *x509.CertificateRequest, p Profile, serial *big.Int, now time.Time) (Issued, error) {
 	if a == nil || a.Cert == nil || a.Key == nil {
 		return Issued{}, fmt.Errorf("issue: authority has no certificate or key: %w", ErrNotCA)
@@ -191,6 +193,9 @@ func (a *Authority) IssueCertificate(csr *x509.CertificateRequest, p Profile, se
 	}
 	names, err := namesFor(csr, p)
 	if err != nil {
+		return Issued{}, err
+	}
+	if err := a.checkNameConstraints(names, p.Name); err != nil {
 		return Issued{}, err
 	}
 	notBefore, notAfter, err := a.validity(now, time.Duration(p.Validity))

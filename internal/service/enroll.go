@@ -89,8 +89,9 @@ func (c *CA) issue(csr *x509.CertificateRequest, p ca.Profile) (store.NewCertifi
 // are written in one durable record; otherwise the request is recorded as
 // pending for an officer. A request that fails a check writes nothing:
 // too large is TooLarge; not a CSR, or a bad self-signature, BadRequest;
-// an unknown profile, or a key, subject or alternative name the profile
-// refuses, PolicyDenied. The ca package's sentinel stays the cause
+// an unknown profile, a key, subject or alternative name the profile
+// refuses, or a name outside the name constraints of the CA certificate or
+// its chain, PolicyDenied. The ca package's sentinel stays the cause
 // (errors.Is(err, ca.ErrBadSignature) and so on).
 func (c *CA) Submit(ctx context.Context, principal string, csrData []byte, profile string) (*Request, error) {
 	if principal == "" {
@@ -106,6 +107,11 @@ func (c *CA) Submit(ctx context.Context, principal string, csrData []byte, profi
 	}
 	nr := newRequest(csr, p.Name, principal)
 	if !p.AutoIssue {
+		// Refused now rather than when an officer approves it: a name
+		// outside the CA certificate's name constraints.
+		if err := c.auth.CheckNameConstraints(csr, p); err != nil {
+			return nil, csrError(err)
+		}
 		r, err := c.db.SubmitRequest(ctx, nr)
 		if err != nil {
 			return nil, storeError("submit request", err)

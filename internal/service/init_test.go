@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certsrv/certsrv/internal/apierr"
 	"github.com/certsrv/certsrv/internal/ca"
 	"github.com/certsrv/certsrv/internal/datadir"
 	"github.com/certsrv/certsrv/internal/store"
@@ -354,6 +355,58 @@ func TestInitSubordinate(t *testing.T) {
 	for _, name := range []string{"Sub CA.crl", "Sub CA+.crl"} {
 		if _, err := os.Stat(filepath.Join(dir.PublishDir(), name)); err != nil {
 			t.Errorf("publisher did not publish %s: %v", name, err)
+		}
+	}
+}
+
+// A subordinate whose parent constrained its names refuses a request for
+// a name outside them at submission (PolicyDenied, nothing recorded),
+// automatic or waiting for an officer, and issues inside them.
+func TestSubordinateNameConstraints(t *testing.T) {
+	ctx := context.Background()
+	dir := initDir(t, func(o *InitOptions) { o.Name = "Sub CA"; o.Subordinate = true }, pendingProfiles())
+	csrPEM, err := os.ReadFile(dir.CSRPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(csrPEM)
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootKey := testKey(t, ca.KeyECDSAP256, 7)
+	root, err := ca.NewRoot("Parent Root", rootKey, 24*time.Hour*365, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "Sub CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(365 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true, IsCA: true,
+		PermittedDNSDomainsCritical: true, PermittedDNSDomains: []string{"example.test"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, root, csr.PublicKey, rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := InstallCert(ctx, dir, der, ca.EncodeCertsPEM(root)); err != nil {
+		t.Fatal(err)
+	}
+	c := openCA(t, dir)
+	for _, profile := range []string{"tls-server", "manual"} {
+		_, err := c.Submit(ctx, "alice", serverCSR(t, "www.example.org"), profile)
+		if apierr.Of(err) != apierr.PolicyDenied || !errors.Is(err, ca.ErrSANNotAllowed) ||
+			!strings.Contains(err.Error(), `"www.example.org"`) || !strings.Contains(err.Error(), "name constraints") {
+			t.Errorf("profile %s: a name outside the parent's constraints: %v, want PolicyDenied naming it", profile, err)
+		}
+	}
+	if n, err := c.Store().Counts(ctx); err != nil || n.Requests != 0 {
+		t.Errorf("refused requests were recorded: %+v, %v", n, err)
+	}
+	for _, profile := range []string{"tls-server", "manual"} {
+		if _, err := c.Submit(ctx, "alice", serverCSR(t, "www.example.test"), profile); err != nil {
+			t.Errorf("profile %s: a name inside the constraints: %v", profile, err)
 		}
 	}
 }
