@@ -53,7 +53,9 @@ unless --base-url is given.`,
 				return err
 			}
 			defer l.Release()
-			printInitResult(a.stdout, dir, opts.Config.CAName, res)
+			printInitResult(a.stdout, dir, opts.Config.CAName, res, func(width int) {
+				printBaseURL(a.stdout, width, opts.Config.BaseURL, f.http, f.baseURL)
+			})
 			return nil
 		},
 	}
@@ -116,13 +118,27 @@ func applyAddresses(cfg *datadir.Config, listen, http, baseURL string) error {
 	return nil
 }
 
+// printBaseURL names the base of the AIA and CDP URLs every certificate
+// will carry, and says so when an --http address with port 0 left it at
+// the default, where nothing may be listening.
+// The label is padded to width to line up with the lines above it.
+func printBaseURL(w io.Writer, width int, base, http, baseFlag string) {
+	fmt.Fprintf(w, "  %-*s%s\n", width, "AIA/CDP base URL:", base)
+	if _, port, err := net.SplitHostPort(http); err == nil && port == "0" && baseFlag == "" {
+		fmt.Fprintf(w, "  note: --http %s has no fixed port, so the base URL is the default; give --base-url with the address relying parties will fetch CRLs from\n", http)
+	}
+}
+
 // printInitResult tells the operator where things are and what to do next.
-func printInitResult(w io.Writer, dir datadir.Dir, name string, res *service.InitResult) {
+// baseURL prints the base URL lines before the next steps, its label
+// padded to the width it is given.
+func printInitResult(w io.Writer, dir datadir.Dir, name string, res *service.InitResult, baseURL func(width int)) {
 	data := dir.Root
 	if res.Subordinate {
 		fmt.Fprintf(w, "Created subordinate CA %q in %s\n", name, data)
 		fmt.Fprintf(w, "  certificate request: %s (have the parent CA sign it)\n", res.CSRPath)
 		fmt.Fprintf(w, "  admin credential:    %s\n", res.AdminDir)
+		baseURL(len("certificate request: "))
 		fmt.Fprintf(w, "Next: certsrv install-cert SIGNED.crt [--chain CHAIN.pem] --data %s\n", data)
 		fmt.Fprintf(w, "then: certsrv serve --data %s\n", data)
 		return
@@ -130,5 +146,6 @@ func printInitResult(w io.Writer, dir datadir.Dir, name string, res *service.Ini
 	fmt.Fprintf(w, "Created root CA %q in %s\n", name, data)
 	fmt.Fprintf(w, "  CA certificate:   %s\n", res.CACertPath)
 	fmt.Fprintf(w, "  admin credential: %s\n", res.AdminDir)
+	baseURL(len("admin credential: "))
 	fmt.Fprintf(w, "Next: certsrv serve --data %s\n", data)
 }

@@ -36,10 +36,14 @@ func TestInit(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("init: exit %d\n%s", code, stderr)
 	}
-	for _, want := range []string{"Example Issuing CA", filepath.Join(data, "keys", "ca.crt"), filepath.Join(data, "admin"), "certsrv serve --data " + data} {
+	for _, want := range []string{"Example Issuing CA", filepath.Join(data, "keys", "ca.crt"), filepath.Join(data, "admin"), "certsrv serve --data " + data,
+		"AIA/CDP base URL: http://127.0.0.1:9080\n"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("init output lacks %q:\n%s", want, stdout)
 		}
+	}
+	if strings.Contains(stdout, "note:") {
+		t.Errorf("init with a fixed --http port adds a note:\n%s", stdout)
 	}
 	dir, _ := datadir.New(data)
 	cfg, err := dir.LoadConfig()
@@ -62,6 +66,28 @@ func TestInit(t *testing.T) {
 	}
 	if code, _, stderr := runCertsrv(t, "init", "--data", data); code != 1 || !strings.Contains(stderr, "already initialized") {
 		t.Fatalf("second init: exit %d, %q", code, stderr)
+	}
+}
+
+// An --http address with port 0 cannot give the base URL of the AIA and
+// CDP URLs: init keeps the default, names it, and says to give --base-url.
+func TestInitHTTPPortZeroNamesTheBaseURL(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	code, stdout, stderr := runCertsrv(t, "init", "--data", data, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
+	if code != 0 {
+		t.Fatalf("init: exit %d\n%s", code, stderr)
+	}
+	if !strings.Contains(stdout, "AIA/CDP base URL: http://127.0.0.1:8080\n") || !strings.Contains(stdout, "note: --http 127.0.0.1:0 has no fixed port") ||
+		!strings.Contains(stdout, "--base-url") {
+		t.Errorf("init output does not name the default base URL and --base-url:\n%s", stdout)
+	}
+	data2 := filepath.Join(t.TempDir(), "data")
+	code, stdout, stderr = runCertsrv(t, "init", "--data", data2, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--base-url", "http://pki.example.test")
+	if code != 0 {
+		t.Fatalf("init --base-url: exit %d\n%s", code, stderr)
+	}
+	if !strings.Contains(stdout, "AIA/CDP base URL: http://pki.example.test\n") || strings.Contains(stdout, "note:") {
+		t.Errorf("init --base-url output:\n%s", stdout)
 	}
 }
 
