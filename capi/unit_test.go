@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"unicode/utf16"
 
@@ -230,6 +231,7 @@ func TestHeaderAgreesWithGo(t *testing.T) {
 		certadm.ErrLogFileCorrupt, certadm.ErrAlreadyOpen, certadm.ErrRestoreInProgress,
 		certadm.ErrIncrementalBackupDisabled, certadm.ErrUnavailable, certadm.ErrNoCredentials,
 		certadm.ErrTruncatedFile, certadm.ErrInvalidData, certadm.ErrCARunning,
+		syscall.ENOSPC, syscall.EROFS, // local file system errors
 	} {
 		if hr := certadm.HRESULT(s); !named[uint64(hr)] {
 			t.Errorf("certadm reports 0x%08X for %v; certbcli.h has no name for it", hr, s)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"syscall"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -115,6 +116,8 @@ const (
 	hrFileNotFound    = 0x80070002
 	hrAlreadyExists   = 0x800700B7
 	hrAccessDenied    = 0x80070005
+	hrDiskFull        = 0x80070070
+	hrWriteProtect    = 0x80070013
 	hrHandleEOF       = 0x80070026
 	hrInvalidData     = 0x8007000D
 	hrTimeout         = 0x800705B4
@@ -242,8 +245,10 @@ func newError(c condition, op, format string, args ...any) *Error {
 // matches, when err is or wraps a sentinel of this package; ERROR_TIMEOUT
 // 0x800705B4 and ERROR_CANCELLED 0x800704C7 for context deadline and
 // cancellation; ERROR_FILE_NOT_FOUND 0x80070002, E_ACCESSDENIED 0x80070005
-// and ERROR_ALREADY_EXISTS 0x800700B7 for the matching io/fs errors; and
-// E_UNEXPECTED 0x8000FFFF for anything else.
+// and ERROR_ALREADY_EXISTS 0x800700B7 for the matching io/fs errors;
+// ERROR_DISK_FULL 0x80070070 for a full file system or exhausted quota
+// (ENOSPC, EDQUOT) and ERROR_WRITE_PROTECT 0x80070013 for a read-only one
+// (EROFS); and E_UNEXPECTED 0x8000FFFF for anything else.
 func HRESULT(err error) uint32 {
 	if err == nil {
 		return 0
@@ -270,6 +275,10 @@ func HRESULT(err error) uint32 {
 		return hrAccessDenied
 	case errors.Is(err, fs.ErrExist):
 		return hrAlreadyExists
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return hrDiskFull
+	case errors.Is(err, syscall.EROFS):
+		return hrWriteProtect
 	}
 	return hrUnexpected
 }

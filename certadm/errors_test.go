@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"syscall"
 	"testing"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -107,6 +108,9 @@ func TestHRESULTOfPlainErrors(t *testing.T) {
 		{fmt.Errorf("open: %w", fs.ErrNotExist), 0x80070002},
 		{fmt.Errorf("open: %w", fs.ErrPermission), 0x80070005},
 		{fmt.Errorf("create: %w", fs.ErrExist), 0x800700B7},
+		{&fs.PathError{Op: "write", Path: "set/x.part", Err: syscall.ENOSPC}, 0x80070070},
+		{fmt.Errorf("write: %w", syscall.EDQUOT), 0x80070070},
+		{&fs.PathError{Op: "open", Path: "set/x.part", Err: syscall.EROFS}, 0x80070013},
 		{context.DeadlineExceeded, 0x800705B4},
 		{fmt.Errorf("x: %w", context.Canceled), 0x800704C7},
 		{fmt.Errorf("x: %w", ErrUnavailable), 0xC7FF0007},

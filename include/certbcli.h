@@ -426,7 +426,9 @@ FNCERTSRVSERVERCONTROLW CertSrvServerControlW;
 /* HRESULT_FROM_WIN32 of the Win32 errors used. */
 #define CERTBCLI_E_FILE_NOT_FOUND      CERTBCLI_HR(0x80070002) /* unknown file; no credentials */
 #define CERTBCLI_E_INVALID_DATA        CERTBCLI_HR(0x8007000D) /* the server sent bad data */
+#define CERTBCLI_E_WRITE_PROTECT       CERTBCLI_HR(0x80070013) /* a local file system is read-only */
 #define CERTBCLI_E_HANDLE_EOF          CERTBCLI_HR(0x80070026) /* a file stream ended early */
+#define CERTBCLI_E_DISK_FULL           CERTBCLI_HR(0x80070070) /* a local file system is full */
 #define CERTBCLI_E_INSUFFICIENT_BUFFER CERTBCLI_HR(0x8007007A) /* Read with cbBuffer 0 */
 #define CERTBCLI_E_BUSY                CERTBCLI_HR(0x800700AA) /* the CA holds the data directory */
 #define CERTBCLI_E_ALREADY_EXISTS      CERTBCLI_HR(0x800700B7)

@@ -373,11 +373,15 @@ func (r *backupRun) prepareDir() (replace bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("backup directory: %w", err)
 	}
-	if !r.flags.force {
-		return false, fmt.Errorf("backup directory %s: %w; use --incremental to add to the set in it, or --force to replace it",
-			r.dir, backupset.ErrNotEmpty)
+	if r.flags.force {
+		return true, nil
 	}
-	return true, nil
+	if _, err := os.Stat(filepath.Join(r.dir, backupset.ManifestFile)); errors.Is(err, os.ErrNotExist) {
+		return false, fmt.Errorf("backup directory %s: %w and holds no complete backup set (no %s: a backup that failed or was interrupted leaves its files so); use --force to replace what is there, or another directory",
+			r.dir, backupset.ErrNotEmpty, backupset.ManifestFile)
+	}
+	return false, fmt.Errorf("backup directory %s: %w; use --incremental to add to the set in it, or --force to replace it",
+		r.dir, backupset.ErrNotEmpty)
 }
 
 // incremental appends a logs-only backup to the set in r.dir.

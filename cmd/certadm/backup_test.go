@@ -352,6 +352,30 @@ func TestBackupFailureLeavesNoManifest(t *testing.T) {
 			}
 		})
 	}
+	// Backing up into a failed backup's directory again says what is
+	// there; --force replaces it.
+	dir := filepath.Join(t.TempDir(), "set")
+	backupFault = func(step string) error {
+		if step == "dynamic" {
+			return injected
+		}
+		return nil
+	}
+	code, _, errOut := cli(t, append(conn, "backup", "--keep-logs", dir)...)
+	backupFault = nil
+	if code != exitError {
+		t.Fatalf("exit %d %s", code, errOut)
+	}
+	code, _, errOut = cli(t, append(conn, "backup", "--keep-logs", dir)...)
+	if code != exitError || !strings.Contains(errOut, "holds no complete backup set") || !strings.Contains(errOut, "--force") {
+		t.Errorf("backup into the failed backup's directory: exit %d %s", code, errOut)
+	}
+	if code, _, errOut = cli(t, append(conn, "backup", "--keep-logs", "--force", dir)...); code != exitOK {
+		t.Errorf("backup --force over the failed backup: exit %d %s", code, errOut)
+	}
+	if _, err := backupset.Open(dir); err != nil {
+		t.Errorf("the set written with --force: %v", err)
+	}
 }
 
 // TestBackupFailureBeforeTruncationDeletesNothing: a backup that truncates
