@@ -230,7 +230,7 @@ func TestHeaderAgreesWithGo(t *testing.T) {
 		certadm.ErrFullBackupNotTaken, certadm.ErrCircularLogging, certadm.ErrLogFileNotFound,
 		certadm.ErrLogFileCorrupt, certadm.ErrAlreadyOpen, certadm.ErrRestoreInProgress,
 		certadm.ErrIncrementalBackupDisabled, certadm.ErrUnavailable, certadm.ErrNoCredentials,
-		certadm.ErrTruncatedFile, certadm.ErrInvalidData, certadm.ErrCARunning,
+		certadm.ErrTruncatedFile, certadm.ErrInvalidData, certadm.ErrCARunning, certadm.ErrDiskFull,
 		syscall.ENOSPC, syscall.EROFS, // local file system errors
 	} {
 		if hr := certadm.HRESULT(s); !named[uint64(hr)] {

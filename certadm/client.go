@@ -66,6 +66,11 @@ type ServerInfo struct {
 	Roles []string
 	// Version is the server's version string.
 	Version string
+	// WritesRefused is non-empty while the CA refuses changes because its
+	// disk is full (they fail with ErrDiskFull): the server's explanation.
+	// Reads keep working, and changes are accepted again by themselves
+	// once there is space.
+	WritesRefused string
 }
 
 // Client is a connection to a certsrv server with a credential. It is safe
@@ -206,10 +211,11 @@ func (c *Client) Ping(ctx context.Context) (ServerInfo, error) {
 		return ServerInfo{}, err
 	}
 	info := ServerInfo{
-		CAName:    r.GetCaName(),
-		Principal: r.GetPrincipal(),
-		Roles:     r.GetRoles(),
-		Version:   r.GetVersion(),
+		CAName:        r.GetCaName(),
+		Principal:     r.GetPrincipal(),
+		Roles:         r.GetRoles(),
+		Version:       r.GetVersion(),
+		WritesRefused: r.GetWritesRefused(),
 	}
 	switch r.GetState() {
 	case certsrvv1.ServerState_SERVER_STATE_ONLINE:

@@ -92,6 +92,11 @@ var (
 	// ErrIncrementalBackupDisabled: incremental backups are disabled.
 	// hrIncrementalBackupDisabled 0xC7FF0009.
 	ErrIncrementalBackupDisabled = errors.New("incremental backup disabled")
+	// ErrDiskFull: a file system is full: the CA's database disk (the
+	// server refuses writes until it has space again, and then accepts them
+	// without a restart) or, for a local operation, the disk written to
+	// (ENOSPC, EDQUOT). ERROR_DISK_FULL 0x80070070.
+	ErrDiskFull = errors.New("disk full")
 	// ErrUnavailable: the server could not be reached (connection refused,
 	// TLS handshake failed, no answer within the dial timeout).
 	// hrCouldNotConnect 0xC7FF0007.
@@ -158,6 +163,7 @@ var conditions = []condition{
 	{apierr.AlreadyOpen, []error{ErrAlreadyOpen}},
 	{apierr.RestoreInProgress, []error{ErrRestoreInProgress}},
 	{apierr.IncrementalDisabled, []error{ErrIncrementalBackupDisabled}},
+	{apierr.DiskFull, []error{ErrDiskFull}},
 }
 
 // clientConditions are the conditions detected on the client side. Their
@@ -275,7 +281,7 @@ func HRESULT(err error) uint32 {
 		return hrAccessDenied
 	case errors.Is(err, fs.ErrExist):
 		return hrAlreadyExists
-	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT), errors.Is(err, ErrDiskFull):
 		return hrDiskFull
 	case errors.Is(err, syscall.EROFS):
 		return hrWriteProtect

@@ -44,6 +44,7 @@ var wireCases = []struct {
 	{apierr.AlreadyOpen, ErrAlreadyOpen},
 	{apierr.RestoreInProgress, ErrRestoreInProgress},
 	{apierr.IncrementalDisabled, ErrIncrementalBackupDisabled},
+	{apierr.DiskFull, ErrDiskFull},
 }
 
 func TestEveryWireConditionMapsToItsSentinelAndHRESULT(t *testing.T) {

@@ -24,6 +24,9 @@ func newPingCmd(a *app) *cobra.Command {
 			}
 			a.printf("server: %s\n", c.Server())
 			a.printf("state: %s\n", info.State)
+			if info.WritesRefused != "" {
+				a.printf("writes: refused: %s\n", info.WritesRefused)
+			}
 			a.printf("ca: %s\n", info.CAName)
 			a.printf("principal: %s\n", info.Principal)
 			a.printf("roles: %s\n", strings.Join(info.Roles, ", "))

@@ -54,6 +54,7 @@ var (
 	AlreadyOpen         = Code{"hrAlreadyOpen", 0xC7FF0005, codes.FailedPrecondition}
 	RestoreInProgress   = Code{"hrRestoreInProgress", 0xC7FF0004, codes.FailedPrecondition}
 	IncrementalDisabled = Code{"hrIncrementalBackupDisabled", 0xC7FF0009, codes.FailedPrecondition}
+	DiskFull            = Code{"ERROR_DISK_FULL", 0x80070070, codes.ResourceExhausted}
 )
 
 // codes lists every Code, so a reason read off the wire finds its Code.
@@ -62,7 +63,7 @@ var all = []Code{
 	NotImplemented, ServerSuspended, NoRequest, BadRequestStatus, BadRequest,
 	PolicyDenied, TooLarge, BackupSequence, BackupInProgress, NoBackup,
 	FullBackupNotTaken, CircularLogging, LogFileNotFound, LogFileCorrupt,
-	AlreadyOpen, RestoreInProgress, IncrementalDisabled,
+	AlreadyOpen, RestoreInProgress, IncrementalDisabled, DiskFull,
 }
 
 // Lookup returns the Code with the given reason and gRPC code, or Unexpected.

@@ -37,6 +37,11 @@ type Config struct {
 	// CircularLogging deletes logs below the checkpoint automatically; log-only
 	// backups are then refused.
 	CircularLogging bool `json:"circular_logging"`
+	// MinFreeSpace is the free space, in bytes, the file systems of the log
+	// and the database keep in reserve: below it writes are refused until
+	// there is space again. Missing or 0 means 64 MiB, or a twentieth of a
+	// smaller file system; negative turns the check off.
+	MinFreeSpace int64 `json:"min_free_space,omitempty"`
 
 	// CRL settings.
 	CRLValidity      Duration `json:"crl_validity"`       // full CRL nextUpdate - thisUpdate

@@ -350,6 +350,7 @@ func (r *recovery) finish(ctx context.Context) error {
 		SegmentSize:        r.cfg.LogSegmentSize,
 		CheckpointInterval: -1,
 		CircularLogging:    r.cfg.CircularLogging,
+		MinFreeSpace:       r.cfg.MinFreeSpace,
 		Logger:             r.logger,
 	})
 	if err != nil {

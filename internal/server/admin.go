@@ -40,13 +40,17 @@ func (a *adminService) Ping(ctx context.Context, _ *certsrvv1.PingRequest) (*cer
 	if a.s.Suspended() {
 		state = certsrvv1.ServerState_SERVER_STATE_SUSPENDED
 	}
-	return &certsrvv1.PingResponse{
+	r := &certsrvv1.PingResponse{
 		State:     state,
 		CaName:    a.s.ca.Name(),
 		Principal: c.Principal,
 		Roles:     c.Roles.Strings(),
 		Version:   a.s.opts.Version,
-	}, nil
+	}
+	if err := a.s.ca.WritesRefused(); err != nil {
+		r.WritesRefused = err.Error()
+	}
+	return r, nil
 }
 
 // Submit sends a CSR on behalf of the caller, who becomes the requester.

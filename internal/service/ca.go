@@ -127,6 +127,7 @@ func StoreOptions(dir datadir.Dir, cfg *datadir.Config, logger *slog.Logger) sto
 		SegmentSize:        cfg.LogSegmentSize,
 		CheckpointInterval: cfg.CheckpointInterval.D(),
 		CircularLogging:    cfg.CircularLogging,
+		MinFreeSpace:       cfg.MinFreeSpace,
 		Logger:             logger,
 	}
 }
@@ -348,6 +349,11 @@ func (c *CA) Close() error {
 // Name returns the CA name (the CA certificate's common name and the base
 // of the published file names).
 func (c *CA) Name() string { return c.auth.Name }
+
+// WritesRefused returns why the CA refuses changes for now (its disk is
+// full; store.ErrStalled), or nil. Reads keep working, and changes are
+// accepted again by themselves once there is space.
+func (c *CA) WritesRefused() error { return c.db.Stalled() }
 
 // Config returns the configuration the CA was opened with. The caller must
 // not modify it.

@@ -363,3 +363,20 @@ func TestConcurrentSubmit(t *testing.T) {
 		t.Fatalf("View(issued) = %d, %v", len(all), err)
 	}
 }
+
+// A database refusing writes for a full disk is ERROR_DISK_FULL on the
+// API, with the store's explanation; other store failures stay
+// E_UNEXPECTED.
+func TestDiskFullIsItsOwnCondition(t *testing.T) {
+	stalled := fmt.Errorf("enroll: %w: /data/log has 900 KiB free, below the reserve of 1 MiB", store.ErrStalled)
+	err := internal("enroll", stalled)
+	if apierr.Of(err) != apierr.DiskFull || !errors.Is(err, store.ErrStalled) || !strings.Contains(err.Error(), "below the reserve") {
+		t.Errorf("stalled store: %v (%v)", err, apierr.Of(err))
+	}
+	if got := storeError("enroll", stalled); apierr.Of(got) != apierr.DiskFull {
+		t.Errorf("storeError of a stalled store: %v", apierr.Of(got))
+	}
+	if got := internal("enroll", fmt.Errorf("x: %w", store.ErrFailed)); apierr.Of(got) != apierr.Unexpected {
+		t.Errorf("failed store: %v", apierr.Of(got))
+	}
+}

@@ -52,12 +52,18 @@ func (e *FileError) Error() string { return fmt.Sprintf("%s %s: %v", e.Op, e.Pat
 func (e *FileError) Unwrap() error { return e.Err }
 
 // internal wraps an unexpected failure (disk, database) as an apierr
-// Unexpected error that keeps err as its cause. Context cancellation and
+// Unexpected error that keeps err as its cause; a database stalled on a
+// full disk (store.ErrStalled) is DiskFull. Context cancellation and
 // deadline errors are returned unchanged, so a transport can report them
 // with their own meaning.
 func internal(what string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
+	}
+	if errors.Is(err, store.ErrStalled) {
+		// Nothing was written; writes resume by themselves once the
+		// database's disk has space.
+		return apierr.New(apierr.DiskFull, "%s: %w", what, err)
 	}
 	return apierr.New(apierr.Unexpected, "%s: %w", what, err)
 }

@@ -27,17 +27,22 @@
 // records from concurrent appenders arrive out of order and wait in a
 // pending set — many records per SQLite transaction, and stores the last
 // record's LSN as meta.applied_lsn in the same transaction. The write method
-// returns after its record is applied, so a read that follows sees it. A
-// refused write (ErrNotPending, ErrNotFound, ErrAlreadyRevoked,
-// ErrNotOnHold, ErrDuplicateSerial, ErrCRLNumber, ErrPrincipalRevoked,
-// ErrInvalidArgument) appends nothing.
+// returns after its record is applied, so a read that follows sees it
+// (except for the records held while the disk is full, below). A refused
+// write (ErrNotPending, ErrNotFound, ErrAlreadyRevoked, ErrNotOnHold,
+// ErrDuplicateSerial, ErrCRLNumber, ErrPrincipalRevoked,
+// ErrInvalidArgument, ErrStalled) appends nothing.
 //
 // The log, not SQLite, makes a write durable: SQLite commits are not
 // fsynced (synchronous=NORMAL). If a record cannot be appended after it may
 // have reached the log, or cannot be applied, the database is marked failed:
 // every later call returns an error matching ErrFailed, and reopening runs
 // recovery, which applies the same record the same way — the database never
-// silently diverges from the log.
+// silently diverges from the log. The one exception is a full disk: SQLite
+// failing for lack of space holds the records (durable, so their writers
+// succeed) and refuses new writes with ErrStalled until the held records
+// are applied; a reserve of free space refuses new writes before that
+// happens (stall.go).
 //
 // Apply functions are deterministic: everything they need is in the record,
 // so replaying a log rebuilds identical rows (Dump compares them). Records at

@@ -12,10 +12,20 @@ import (
 )
 
 // pendingItem is an appended record waiting for the applier, and the
-// channel its writer waits on.
+// channel its writer waits on. answered is set once the writer has had
+// its answer while the record still waits (a stall, stall.go).
 type pendingItem struct {
 	item
-	done chan error
+	done     chan error
+	answered bool
+}
+
+// answer tells p's writer err, once.
+func (p *pendingItem) answer(err error) {
+	if !p.answered {
+		p.answered = true
+		p.done <- err
+	}
 }
 
 // commit is the write path: append o durably to the log (group commit),
@@ -24,6 +34,9 @@ type pendingItem struct {
 // the database, because the database would otherwise diverge from the log.
 func (d *DB) commit(ctx context.Context, o op) (uint64, error) {
 	t := o.recordType()
+	if err := d.writableFor(t); err != nil {
+		return 0, err
+	}
 	lsn, err := d.log.Append(ctx, t, encodeOp(o))
 	if err != nil {
 		err = fmt.Errorf("append %s record: %w", TypeName(t), err)
@@ -39,9 +52,11 @@ func (d *DB) commit(ctx context.Context, o op) (uint64, error) {
 	}
 	p := &pendingItem{item: newItem(lsn, t, o), done: make(chan error, 1)}
 	d.applyCh <- p
-	if err := <-p.done; err != nil {
+	if err := <-p.done; err != nil && !errors.Is(err, errHeld) {
 		return lsn, err
 	}
+	// Applied, or held by a stall: durable in the log either way, and
+	// applied before any later write is accepted.
 	return lsn, nil
 }
 
@@ -56,16 +71,20 @@ func (d *DB) runApplier() {
 	var (
 		batch   []item
 		waiters []*pendingItem
+		retry   <-chan time.Time // set while stalled: when to try the held records again
+		backoff time.Duration
 	)
 	for {
-		if _, ready := pending[d.applied.Load()+1]; !ready {
+		if _, ready := pending[d.applied.Load()+1]; !ready || retry != nil {
 			select {
 			case p := <-d.applyCh:
 				pending[p.lsn] = p
 			case <-d.wake:
+			case <-retry:
+				retry = nil
 			case <-d.applierStop:
 				for _, p := range pending {
-					p.done <- ErrClosed
+					p.answer(ErrClosed)
 				}
 				return
 			}
@@ -81,8 +100,16 @@ func (d *DB) runApplier() {
 		}
 		if err := d.failure(); err != nil {
 			for lsn, p := range pending {
-				p.done <- err
+				p.answer(err)
 				delete(pending, lsn)
+			}
+			continue
+		}
+		if retry != nil {
+			// Still stalled: records appended before the stall began
+			// wait with the others.
+			for _, p := range pending {
+				p.answer(errHeld)
 			}
 			continue
 		}
@@ -108,16 +135,35 @@ func (d *DB) runApplier() {
 			d.noteApplied(batch)
 		}
 		d.writeGate.Unlock()
-		if err != nil {
+		switch {
+		case err == nil:
+			if heldIn(pending) == 0 {
+				d.unstall()
+				backoff = 0
+			}
+		case diskFull(err):
+			// The records are durable in the log; they wait, and no
+			// write is accepted, until the database takes them again.
+			for _, w := range waiters {
+				pending[w.lsn] = w
+			}
+			d.stall(err)
+			for _, p := range pending {
+				p.answer(errHeld)
+			}
+			backoff = min(max(2*backoff, stallRetryMin), stallRetryMax)
+			retry = time.After(backoff)
+			continue
+		default:
 			d.fail(err)
 			err = d.failure()
 			for lsn, p := range pending {
-				p.done <- err
+				p.answer(err)
 				delete(pending, lsn)
 			}
 		}
 		for _, w := range waiters {
-			w.done <- err
+			w.answer(err)
 		}
 	}
 }
@@ -268,6 +314,7 @@ func (d *DB) runBackground() {
 		if d.failure() != nil {
 			continue
 		}
+		d.checkSpace()
 		if d.pins.Load() == 0 {
 			d.sqlCkptMu.Lock()
 			if d.pins.Load() == 0 {

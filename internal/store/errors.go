@@ -38,6 +38,12 @@ var (
 	// it cannot recover from in process (a failed log write or a record that
 	// could not be applied). Reopening runs recovery.
 	ErrFailed = errors.New("database failed")
+	// ErrStalled means the database file cannot take more records for now
+	// (its disk or quota is full): a write is refused before it reaches
+	// the log, and records already in the log wait to be applied. Writes
+	// are accepted again, without a restart, once every waiting record is
+	// applied (see stall.go).
+	ErrStalled = errors.New("database cannot be written: disk full")
 	// ErrExists means Create found an existing database, log or checkpoint.
 	ErrExists = errors.New("database already exists")
 	// ErrNoDatabase means Open or Replay found no database file.

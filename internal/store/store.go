@@ -56,6 +56,13 @@ type Options struct {
 	// after every checkpoint. Off by default; logs-only backups are then
 	// impossible.
 	CircularLogging bool
+	// MinFreeSpace is the free space, in bytes, the file systems of the log
+	// and of the database file keep in reserve: while either has less,
+	// writes are refused with ErrStalled before they reach the log, and
+	// they are accepted again once both have a quarter more (stall.go).
+	// 0 means DefaultMinFreeSpace or a twentieth of the file system,
+	// whichever is smaller; a negative value turns the check off.
+	MinFreeSpace int64
 	// Logger receives recovery reports and warnings; nil discards them.
 	Logger *slog.Logger
 }
@@ -64,6 +71,7 @@ type Options struct {
 const (
 	DefaultCheckpointInterval    = 30 * time.Second
 	DefaultCheckpointGenerations = 4
+	DefaultMinFreeSpace          = 64 << 20
 )
 
 // Engine tuning.
@@ -86,6 +94,7 @@ func (o Options) normalize() (Options, error) {
 	if o.CheckpointGenerations <= 0 {
 		o.CheckpointGenerations = DefaultCheckpointGenerations
 	}
+
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -113,6 +122,8 @@ type DB struct {
 	locks   keyLocks
 	nextID  atomic.Int64  // last request ID handed out
 	applied atomic.Uint64 // applied_lsn as committed
+	noWrite atomic.Bool   // a stall or low free space refuses writes (stall.go)
+	spaceNS atomic.Int64  // when the free space was last read (UnixNano)
 
 	applyCh     chan *pendingItem
 	wake        chan struct{} // pokes the applier when the database fails
@@ -141,6 +152,10 @@ type DB struct {
 	needFull bool
 	snaps    map[*Snapshot]struct{}
 	failErr  error
+	stallErr error     // why the applier holds records back (stall.go); nil when it does not
+	stallAt  time.Time // when the stall began
+	spaceErr error     // which file system is below MinFreeSpace (stall.go); nil when none
+	spaceAt  time.Time // since when
 
 	recovery ReplayResult // what soft recovery replayed at Open
 
@@ -252,6 +267,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		d.closeResources()
 		return nil, err
 	}
+	d.checkSpace()
 	go d.runApplier()
 	go d.runBackground()
 	return d, nil

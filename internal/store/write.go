@@ -105,6 +105,9 @@ func (d *DB) SubmitRequest(ctx context.Context, r NewRequest) (Request, error) {
 		return Request{}, err
 	}
 	defer done()
+	if err := d.writable(); err != nil {
+		return Request{}, err // before taking an ID: no gap
+	}
 	o := newSubmitOp(d.nextID.Add(1), r, normTime(time.Now()))
 	lsn, err := d.commit(ctx, &o)
 	if err != nil {
@@ -162,6 +165,9 @@ func (d *DB) Enroll(ctx context.Context, r NewRequest, c NewCertificate) (Reques
 	defer unlock()
 	if err := d.serialExists(ctx, c.Serial); err != nil {
 		return Request{}, Certificate{}, err
+	}
+	if err := d.writable(); err != nil {
+		return Request{}, Certificate{}, err // before taking an ID: no gap
 	}
 	now := normTime(time.Now())
 	o := enrollOp{Req: newSubmitOp(d.nextID.Add(1), r, now), Cert: certOf(c), Issued: now}
@@ -467,6 +473,9 @@ func (d *DB) ImportCertificate(ctx context.Context, c NewCertificate) (Request, 
 	defer unlock()
 	if err := d.serialExists(ctx, c.Serial); err != nil {
 		return Request{}, err
+	}
+	if err := d.writable(); err != nil {
+		return Request{}, err // before taking an ID: no gap
 	}
 	now := normTime(time.Now())
 	o := importOp{RequestID: d.nextID.Add(1), Cert: certOf(c), At: now}

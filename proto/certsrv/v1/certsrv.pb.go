@@ -220,12 +220,15 @@ func (*PingRequest) Descriptor() ([]byte, []int) {
 }
 
 type PingResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	State         ServerState            `protobuf:"varint,1,opt,name=state,proto3,enum=certsrv.v1.ServerState" json:"state,omitempty"`
-	CaName        string                 `protobuf:"bytes,2,opt,name=ca_name,json=caName,proto3" json:"ca_name,omitempty"`
-	Principal     string                 `protobuf:"bytes,3,opt,name=principal,proto3" json:"principal,omitempty"` // who the server thinks the caller is
-	Roles         []string               `protobuf:"bytes,4,rep,name=roles,proto3" json:"roles,omitempty"`         // the caller's roles
-	Version       string                 `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	State     ServerState            `protobuf:"varint,1,opt,name=state,proto3,enum=certsrv.v1.ServerState" json:"state,omitempty"`
+	CaName    string                 `protobuf:"bytes,2,opt,name=ca_name,json=caName,proto3" json:"ca_name,omitempty"`
+	Principal string                 `protobuf:"bytes,3,opt,name=principal,proto3" json:"principal,omitempty"` // who the server thinks the caller is
+	Roles     []string               `protobuf:"bytes,4,rep,name=roles,proto3" json:"roles,omitempty"`         // the caller's roles
+	Version   string                 `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
+	// Non-empty while the CA refuses changes (its disk is full): why, and
+	// since when. Reads keep working; changes are accepted again by themselves.
+	WritesRefused string `protobuf:"bytes,6,opt,name=writes_refused,json=writesRefused,proto3" json:"writes_refused,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -291,6 +294,13 @@ func (x *PingResponse) GetRoles() []string {
 func (x *PingResponse) GetVersion() string {
 	if x != nil {
 		return x.Version
+	}
+	return ""
+}
+
+func (x *PingResponse) GetWritesRefused() string {
+	if x != nil {
+		return x.WritesRefused
 	}
 	return ""
 }
@@ -2437,13 +2447,14 @@ const file_certsrv_v1_certsrv_proto_rawDesc = "" +
 	"\n" +
 	"\x18certsrv/v1/certsrv.proto\x12\n" +
 	"certsrv.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\r\n" +
-	"\vPingRequest\"\xa4\x01\n" +
+	"\vPingRequest\"\xcb\x01\n" +
 	"\fPingResponse\x12-\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x17.certsrv.v1.ServerStateR\x05state\x12\x17\n" +
 	"\aca_name\x18\x02 \x01(\tR\x06caName\x12\x1c\n" +
 	"\tprincipal\x18\x03 \x01(\tR\tprincipal\x12\x14\n" +
 	"\x05roles\x18\x04 \x03(\tR\x05roles\x12\x18\n" +
-	"\aversion\x18\x05 \x01(\tR\aversion\";\n" +
+	"\aversion\x18\x05 \x01(\tR\aversion\x12%\n" +
+	"\x0ewrites_refused\x18\x06 \x01(\tR\rwritesRefused\";\n" +
 	"\rSubmitRequest\x12\x10\n" +
 	"\x03csr\x18\x01 \x01(\fR\x03csr\x12\x18\n" +
 	"\aprofile\x18\x02 \x01(\tR\aprofile\"\x8d\x03\n" +

@@ -1,0 +1,207 @@
+//go:build linux
+
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestDiskFullStallsAndResumes fills the file system of the database file
+// (a real tmpfs) while four writers enroll. Every write acknowledged is
+// durable and ends up in the database; once the database is full, writes
+// are refused with ErrStalled and nothing of them is recorded; the
+// database is not failed and reads keep working. When space is freed, the
+// held records are applied and writes are accepted again without
+// reopening; reopening afterwards finds the same contents.
+func TestDiskFullStallsAndResumes(t *testing.T) {
+	opts := testOptions(t)
+	opts.MinFreeSpace = -1 // the database file itself fills up
+	dbDir := filepath.Dir(opts.Layout.DBPath)
+	mountTmpfs(t, dbDir, 6<<20)
+	// Most of the space goes to a file the operator will delete.
+	filler := filepath.Join(dbDir, "filler")
+	if err := os.WriteFile(filler, make([]byte, 4<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	d := createDB(t, opts)
+
+	var (
+		mu    sync.Mutex
+		acked []int64
+	)
+	var wg sync.WaitGroup
+	stalledErrs := make(chan error, 4)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50000 {
+				r, _, err := d.Enroll(ctx, testRequest(fmt.Sprintf("w%d-%d", w, i)), testCert(fmt.Sprintf("w%d-%d", w, i)))
+				if err != nil {
+					stalledErrs <- err
+					return
+				}
+				mu.Lock()
+				acked = append(acked, r.ID)
+				mu.Unlock()
+			}
+			stalledErrs <- errors.New("the disk never filled")
+		}()
+	}
+	wg.Wait()
+	close(stalledErrs)
+	for err := range stalledErrs {
+		if !errors.Is(err, ErrStalled) || errors.Is(err, ErrFailed) {
+			t.Fatalf("writer stopped with %v, want ErrStalled", err)
+		}
+	}
+	if d.Stalled() == nil || d.failure() != nil {
+		t.Fatalf("after the disk filled: stalled %v, failed %v", d.Stalled(), d.failure())
+	}
+	if _, err := d.Counts(ctx); err != nil {
+		t.Fatalf("a read while stalled: %v", err)
+	}
+	if _, _, err := d.Enroll(ctx, testRequest("refused"), testCert("refused")); !errors.Is(err, ErrStalled) {
+		t.Fatalf("a write while stalled: %v", err)
+	}
+	t.Logf("%d writes acknowledged before the stall", len(acked))
+
+	// The operator frees space: writes are accepted again, no reopen.
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r, _, err := d.Enroll(ctx, testRequest("after"), testCert("after"))
+		if err == nil {
+			acked = append(acked, r.ID)
+			break
+		}
+		if !errors.Is(err, ErrStalled) || time.Now().After(deadline) {
+			t.Fatalf("after space was freed: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if d.Stalled() != nil {
+		t.Fatalf("still stalled after a write succeeded: %v", d.Stalled())
+	}
+	// Every acknowledged write is there, and nothing else.
+	for _, id := range acked {
+		if r, err := d.Request(ctx, id); err != nil || r.Status != StatusIssued {
+			t.Fatalf("acknowledged request %d: %+v, %v", id, r, err)
+		}
+	}
+	n, err := d.Counts(ctx)
+	if err != nil || n.Requests != int64(len(acked)) {
+		t.Fatalf("counts %+v, %v; want %d requests, the acknowledged ones", n, err, len(acked))
+	}
+	before, err := d.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d = openDB(t, opts)
+	after, err := d.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !deepEqual(before.Requests, after.Requests) || before.Meta.AppliedLSN != after.Meta.AppliedLSN {
+		t.Fatalf("reopened database differs: applied LSN %d, then %d", before.Meta.AppliedLSN, after.Meta.AppliedLSN)
+	}
+}
+
+// mountTmpfs mounts a tmpfs of size bytes on dir (made if missing) and
+// unmounts it when the test ends; it skips the test where the system does
+// not allow the mount.
+func mountTmpfs(t *testing.T, dir string, size int64) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
+		t.Skipf("cannot mount a tmpfs for the test: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, 0); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+}
+
+// TestFreeSpaceReserve: the log and the database share a file system that
+// fills up. Writes are refused (ErrStalled) once its free space falls
+// below the reserve, before either the log or the database runs out, so
+// the database neither fails nor holds records; they are accepted again
+// when space is freed.
+func TestFreeSpaceReserve(t *testing.T) {
+	dir := t.TempDir()
+	mountTmpfs(t, dir, 24<<20)
+	opts := testLayout(dir)
+	opts.Logger = testLogger(t)
+	opts.MinFreeSpace = 8 << 20
+	filler := filepath.Join(dir, "filler")
+	if err := os.WriteFile(filler, make([]byte, 12<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	d := createDB(t, opts)
+	var acked []int64
+	var err error
+	for i := 0; i < 200000; i++ {
+		var r Request
+		if r, _, err = d.Enroll(ctx, testRequest(fmt.Sprint("r", i)), testCert(fmt.Sprint("r", i))); err != nil {
+			break
+		}
+		acked = append(acked, r.ID)
+	}
+	if !errors.Is(err, ErrStalled) || errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "below the reserve of 8 MiB") {
+		t.Fatalf("writes stopped with %v, want ErrStalled naming the reserve", err)
+	}
+	if d.failure() != nil {
+		t.Fatalf("the database failed: %v", d.failure())
+	}
+	if n, err := d.Counts(ctx); err != nil || n.Requests != int64(len(acked)) {
+		t.Fatalf("counts %+v, %v; want the %d acknowledged requests", n, err, len(acked))
+	}
+	// What the reserve is for still gets written: a CRL, the full-backup
+	// requirement.
+	if _, err := d.RecordCRL(ctx, CRL{Number: 1, ThisUpdate: time.Now(), NextUpdate: time.Now().Add(time.Hour), DER: fakeDER(2000)}); err != nil {
+		t.Errorf("a CRL below the reserve: %v", err)
+	}
+	if err := d.SetNeedFullBackup(ctx, true); err != nil {
+		t.Errorf("the full-backup requirement below the reserve: %v", err)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, _, err := d.Enroll(ctx, testRequest("after"), testCert("after"))
+		if err == nil {
+			// Refused writes took no request ID.
+			if r.ID != acked[len(acked)-1]+1 {
+				t.Errorf("request ID after the refusals %d, want %d", r.ID, acked[len(acked)-1]+1)
+			}
+			break
+		}
+		if !errors.Is(err, ErrStalled) || time.Now().After(deadline) {
+			t.Fatalf("after space was freed: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if d.Stalled() != nil {
+		t.Fatalf("still refusing writes: %v", d.Stalled())
+	}
+}
