@@ -1,6 +1,7 @@
 package datadir
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -119,12 +120,35 @@ func ParseConfig(b []byte) (*Config, error) {
 	dec := json.NewDecoder(bytesReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadConfig, err)
+		return nil, fmt.Errorf("%w: %s%v", ErrBadConfig, jsonErrorPlace(b, err), err)
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// jsonErrorPlace returns "line L, column C: " for a JSON syntax or type
+// error, or "" when err carries no position.
+func jsonErrorPlace(b []byte, err error) string {
+	var off int64
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		off = se.Offset
+	case errors.As(err, &te):
+		off = te.Offset
+	default:
+		return ""
+	}
+	if len(b) == 0 {
+		return ""
+	}
+	off = min(max(off, 1), int64(len(b)))
+	line := 1 + bytes.Count(b[:off-1], []byte("\n"))
+	col := off - int64(bytes.LastIndexByte(b[:off-1], '\n')) - 1
+	return fmt.Sprintf("line %d, column %d: ", line, col)
 }
 
 // SaveConfig writes certsrv.json atomically.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 )
@@ -39,6 +40,21 @@ func TestConfigRejectsUnknownFieldsAndBadValues(t *testing.T) {
 	} {
 		if _, err := ParseConfig([]byte(body)); !errors.Is(err, ErrBadConfig) {
 			t.Errorf("%s: err = %v, want ErrBadConfig", name, err)
+		}
+	}
+}
+
+// A configuration file with a syntax or type error names the line and
+// column, as an operator editing it needs.
+func TestConfigErrorsNameTheLine(t *testing.T) {
+	for name, c := range map[string]struct{ body, where string }{
+		"syntax": {"{\n  \"version\": 1,\n  \"ca_name\": \"x\",,\n}", "line 3, column 18: "},
+		"type":   {"{\n  \"version\": \"one\"\n}", "line 2, column 18: "},
+		"empty":  {"", ""},
+	} {
+		_, err := ParseConfig([]byte(c.body))
+		if !errors.Is(err, ErrBadConfig) || (c.where != "" && !strings.Contains(err.Error(), c.where)) {
+			t.Errorf("%s: err = %v, want ErrBadConfig at %q", name, err, c.where)
 		}
 	}
 }
