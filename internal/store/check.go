@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/certsrv/certsrv/internal/wal"
 )
@@ -44,8 +45,21 @@ type CheckReport struct {
 	Checkpoint     *Checkpoint // nil when missing or corrupt
 	LogDir         string
 	Logs           []GenCheck
+	Space          []SpaceCheck // the free space of the log's and the database's file systems
 	Problems       []Problem
 }
+
+// SpaceCheck is the free space of one directory's file system against the
+// reserve the engine keeps (Options.MinFreeSpace). Being below it is not a
+// problem of the files; it means the CA will refuse changes when started.
+type SpaceCheck struct {
+	Dir     string
+	Free    int64
+	Reserve int64 // negative: no reserve is kept
+}
+
+// Low reports whether the free space is below the reserve.
+func (s SpaceCheck) Low() bool { return s.Reserve >= 0 && s.Free < s.Reserve }
 
 // OK reports whether Check found no problem.
 func (r *CheckReport) OK() bool { return len(r.Problems) == 0 }
@@ -94,6 +108,17 @@ func (r *CheckReport) String() string {
 			b.WriteString("\n")
 		}
 	}
+	for _, sp := range r.Space {
+		fmt.Fprintf(&b, "disk       %s: %s free", sp.Dir, sizeString(sp.Free))
+		switch {
+		case sp.Low():
+			fmt.Fprintf(&b, ", BELOW the reserve of %s: the CA will refuse changes until there is space\n", sizeString(sp.Reserve))
+		case sp.Reserve >= 0:
+			fmt.Fprintf(&b, " (reserve %s)\n", sizeString(sp.Reserve))
+		default:
+			b.WriteString(" (no reserve)\n")
+		}
+	}
 	if r.OK() {
 		b.WriteString("result: OK\n")
 	} else {
@@ -138,7 +163,21 @@ func Check(ctx context.Context, opts Options) (*CheckReport, error) {
 	if err := checkLogs(ctx, o, r); err != nil {
 		return nil, err
 	}
+	for _, dir := range []string{o.LogDir, filepath.Dir(o.DBPath)} {
+		if free, reserve, ok := freeSpace(dir, o.MinFreeSpace); ok {
+			if len(r.Space) == 1 && sameFS(r.Space[0].Dir, dir) {
+				break
+			}
+			r.Space = append(r.Space, SpaceCheck{Dir: dir, Free: free, Reserve: reserve})
+		}
+	}
 	return r, nil
+}
+
+// sameFS reports whether a and b are on the same file system.
+func sameFS(a, b string) bool {
+	var sa, sb syscall.Stat_t
+	return syscall.Stat(a, &sa) == nil && syscall.Stat(b, &sb) == nil && sa.Dev == sb.Dev
 }
 
 func checkDatabase(ctx context.Context, r *CheckReport) {

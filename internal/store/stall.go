@@ -113,13 +113,9 @@ func (d *DB) checkSpace() {
 	}
 	var low error
 	for _, dir := range []string{d.opts.LogDir, filepath.Dir(d.opts.DBPath)} {
-		var st syscall.Statfs_t
-		if syscall.Statfs(dir, &st) != nil {
+		free, reserve, ok := freeSpace(dir, d.opts.MinFreeSpace)
+		if !ok {
 			continue
-		}
-		free := int64(st.Bavail) * int64(st.Bsize)
-		if d.opts.MinFreeSpace == 0 {
-			reserve = min(DefaultMinFreeSpace, int64(st.Blocks)*int64(st.Bsize)/20)
 		}
 		d.stateMu.Lock()
 		wasLow := d.spaceErr != nil
@@ -141,6 +137,23 @@ func (d *DB) checkSpace() {
 	}
 	d.spaceErr = low
 	d.noWrite.Store(d.stallErr != nil || d.spaceErr != nil)
+}
+
+// freeSpace returns the free space of dir's file system (for an
+// unprivileged user) and the reserve opt (Options.MinFreeSpace) means
+// there: opt itself, or for 0 the default rule. ok is false when the file
+// system cannot be read.
+func freeSpace(dir string, opt int64) (free, reserve int64, ok bool) {
+	var st syscall.Statfs_t
+	if syscall.Statfs(dir, &st) != nil {
+		return 0, 0, false
+	}
+	free = int64(st.Bavail) * int64(st.Bsize)
+	reserve = opt
+	if opt == 0 {
+		reserve = min(DefaultMinFreeSpace, int64(st.Blocks)*int64(st.Bsize)/20)
+	}
+	return free, reserve, true
 }
 
 // writable returns the error a write gets now, if any (ErrStalled), after

@@ -205,3 +205,37 @@ func TestFreeSpaceReserve(t *testing.T) {
 		t.Fatalf("still refusing writes: %v", d.Stalled())
 	}
 }
+
+// Check reports the free space against the reserve, and says when the CA
+// would refuse changes.
+func TestCheckReportsFreeSpace(t *testing.T) {
+	dir := t.TempDir()
+	mountTmpfs(t, dir, 20<<20)
+	opts := testLayout(dir)
+	opts.MinFreeSpace = 4 << 20
+	d := createDB(t, opts)
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Check(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Space) != 1 || rep.Space[0].Low() || rep.Space[0].Reserve != 4<<20 || !strings.Contains(rep.String(), "(reserve 4 MiB)") {
+		t.Fatalf("space with room to spare: %+v\n%s", rep.Space, rep)
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "filler"), make([]byte, int64(st.Bavail)*int64(st.Bsize)-(1<<20)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = Check(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Space) != 1 || !rep.Space[0].Low() || !rep.OK() || !strings.Contains(rep.String(), "BELOW the reserve of 4 MiB") {
+		t.Fatalf("space below the reserve: %+v, ok %v\n%s", rep.Space, rep.OK(), rep)
+	}
+}
