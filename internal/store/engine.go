@@ -41,8 +41,12 @@ func (d *DB) commit(ctx context.Context, o op) (uint64, error) {
 	if err != nil {
 		err = fmt.Errorf("append %s record: %w", TypeName(t), err)
 		// A done context or an oversized payload is refused before the
-		// record is queued: nothing reached the log. Anything else means
-		// the log failed with the record's fate unknown.
+		// record is queued, and a full file system makes the log drop
+		// what it had not made durable: nothing reached the log. Anything
+		// else means the log failed with the record's fate unknown.
+		if errors.Is(err, wal.ErrNoSpace) {
+			return 0, fmt.Errorf("%w: %w", ErrStalled, err)
+		}
 		refused := errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
 			errors.Is(err, wal.ErrTooLarge)
 		if !refused {

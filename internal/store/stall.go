@@ -32,10 +32,9 @@ import (
 // space of the log's and the database's file systems every
 // sqlCheckpointTick, and on the write path at most every spaceCheckEvery,
 // and while either is below the reserve new writes are refused the same
-// way, nothing reaching the log. The log
-// itself cannot recover in process from a failed write (it never retries
-// an fsync), so the reserve is what keeps a filling disk from failing the
-// database; the stall above covers the database file filling up anyway.
+// way, nothing reaching the log. Should the disk fill anyway, the log
+// drops the records it had not made durable (wal.ErrNoSpace: commit refuses
+// the write with ErrStalled) and the stall above covers the database file.
 //
 // Keys stay consistent: a held record's writer releases its key locks
 // when answered, but no write can be validated against the stale state,

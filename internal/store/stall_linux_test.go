@@ -239,3 +239,54 @@ func TestCheckReportsFreeSpace(t *testing.T) {
 		t.Fatalf("space below the reserve: %+v, ok %v\n%s", rep.Space, rep.OK(), rep)
 	}
 }
+
+// TestLogDiskFull: the log's own file system fills up (no reserve kept).
+// The log drops what it had not made durable, the write is refused with
+// ErrStalled, the database does not fail, and writes succeed again once
+// there is space; reopening finds every acknowledged write.
+func TestLogDiskFull(t *testing.T) {
+	opts := testOptions(t)
+	opts.MinFreeSpace = -1
+	mountTmpfs(t, opts.LogDir, 2<<20)
+	filler := filepath.Join(opts.LogDir, "filler")
+	if err := os.WriteFile(filler, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	d := createDB(t, opts)
+	var acked []int64
+	var err error
+	for i := 0; i < 100000; i++ {
+		var r Request
+		if r, _, err = d.Enroll(ctx, testRequest(fmt.Sprint("l", i)), testCert(fmt.Sprint("l", i))); err != nil {
+			break
+		}
+		acked = append(acked, r.ID)
+	}
+	if !errors.Is(err, ErrStalled) || errors.Is(err, ErrFailed) || d.Failed() != nil {
+		t.Fatalf("writes stopped with %v (failed: %v), want ErrStalled", err, d.Failed())
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := d.Enroll(ctx, testRequest("after"), testCert("after"))
+	if err != nil {
+		t.Fatalf("a write after space was freed: %v", err)
+	}
+	acked = append(acked, r.ID)
+	before, err := d.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d = openDB(t, opts)
+	after, err := d.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after.Requests) != len(acked) || !deepEqual(before.Requests, after.Requests) {
+		t.Fatalf("reopened: %d requests (%d before), want the %d acknowledged", len(after.Requests), len(before.Requests), len(acked))
+	}
+}

@@ -128,7 +128,13 @@
 // than the segment size goes alone into a fresh generation. A failed write,
 // fsync or generation creation fails the Log: every later Append returns the
 // error, since after a failed fsync the file's state is unknown. Open repairs
-// whatever such a failure left.
+// whatever such a failure left. The exception is a full file system (ENOSPC,
+// EDQUOT) reported by a write or by the creation of a generation, never by
+// an fsync: the writer truncates the current generation back to its last
+// fsynced size, fsyncs that, drops every record not yet durable (their
+// Appends, and a Roll whose generation was not created, return
+// ErrNoSpace), hands their LSNs out again, and goes on; an Append after
+// space was freed succeeds.
 //
 // # Reading
 //

@@ -37,6 +37,12 @@ var (
 	// ErrKeepDir means TruncateAfter was given no directory to move later
 	// generations into, or the log directory itself.
 	ErrKeepDir = errors.New("bad keep directory")
+	// ErrNoSpace is returned by Append and Roll when the log's file system
+	// was full (or the quota exhausted) when the record or the new
+	// generation was written: the record is not in the log, the log stays
+	// usable, and a later Append may succeed once there is space (see
+	// dropUnsynced).
+	ErrNoSpace = errors.New("log file system full: record not written")
 )
 
 // CorruptError describes damage found in one generation file. Offset is the

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/certsrv/certsrv/internal/fsutil"
@@ -107,17 +108,21 @@ type Log struct {
 	cur      uint32     // generation the writer's file holds
 	gens     []GenInfo  // present generations, ascending; the last is cur; sizes are durable
 	err      error      // set when a write, fsync or cut failed: the log is failed
+	drops    []LSN      // per dropUnsynced so far, the first LSN it dropped
+	dropErr  error      // why the last drop happened (matches ErrNoSpace)
 	closing  bool
 	closed   bool
 
 	writerDone chan struct{}
 
 	// Owned by the writer goroutine (and by Create/Open before it starts).
-	f         *os.File
-	fileSize  int64  // bytes written to f
-	running   uint32 // CRC-32C of the current generation's record bytes written so far
-	createdNS int64  // creation time of the current generation
-	next      LSN    // LSN after the last record written to f
+	f             *os.File
+	fileSize      int64  // bytes written to f
+	running       uint32 // CRC-32C of the current generation's record bytes written so far
+	syncedSize    int64  // fileSize as of the last fsync or cut: what is durable
+	syncedRunning uint32 // running as of the same moment
+	createdNS     int64  // creation time of the current generation
+	next          LSN    // LSN after the last record written to f
 
 	// syncs counts file fsyncs made by the writer; syncFile makes them. Tests
 	// replace syncFile to inject failures.
@@ -236,6 +241,7 @@ func Open(opts Options) (*Log, error) {
 // start initialises the queue state from the writer state and starts the
 // writer goroutine.
 func (l *Log) start() {
+	l.syncedSize, l.syncedRunning = l.fileSize, l.running
 	l.tailGen = l.cur
 	l.tailSize = l.fileSize
 	l.nextLSN = l.next
@@ -252,7 +258,9 @@ func (l *Log) start() {
 // the record is not written. Once queued, Append waits for the outcome
 // whatever ctx does: the record is durable, or the log has failed. A write or
 // fsync failure fails the log: that Append and every later one return an
-// error; fsync is never retried. Append does not retain payload.
+// error; fsync is never retried. A write that finds the file system full
+// does not: the records not yet durable are dropped and their Appends return
+// ErrNoSpace (see doc.go). Append does not retain payload.
 func (l *Log) Append(ctx context.Context, t RecordType, payload []byte) (LSN, error) {
 	if t == 0 {
 		return 0, ErrInvalidType
@@ -286,8 +294,17 @@ func (l *Log) Append(ctx context.Context, t RecordType, payload []byte) (LSN, er
 	c.last = lsn
 	l.tailSize += size
 	l.work.Signal()
-	for l.durable < lsn && l.err == nil {
+	epoch := len(l.drops)
+	for l.durable < lsn && l.err == nil && len(l.drops) == epoch {
 		l.done.Wait()
+	}
+	if len(l.drops) > epoch {
+		// LSNs were handed out again from the first dropped one: the
+		// record is durable only if it came before it.
+		if lsn < l.drops[epoch] {
+			return lsn, nil
+		}
+		return 0, l.dropErr
 	}
 	if l.durable >= lsn {
 		return lsn, nil
@@ -339,10 +356,14 @@ func (l *Log) Roll() (sealed uint32, err error) {
 	l.enqueueCut()
 	target := l.tailGen
 	l.work.Signal()
-	for l.cur < target && l.err == nil {
+	epoch := len(l.drops)
+	for l.cur < target && l.err == nil && len(l.drops) == epoch {
 		l.done.Wait()
 	}
 	if l.cur < target {
+		if l.err == nil {
+			return 0, l.dropErr
+		}
 		return 0, l.err
 	}
 	return sealed, nil
@@ -366,24 +387,79 @@ func (l *Log) writer() {
 		l.queue = nil
 		failed := l.err != nil
 		l.mu.Unlock()
+		reuse := true
 		if !failed {
 			if err := l.flush(q); err != nil {
-				l.mu.Lock()
-				if l.err == nil {
-					l.err = err
-					l.logger.Error("log failed", "err", err)
+				var ns *noSpaceError
+				if errors.As(err, &ns) {
+					err = l.dropUnsynced(ns)
+					reuse = false
 				}
-				l.done.Broadcast()
-				l.mu.Unlock()
+				if err != nil {
+					l.mu.Lock()
+					if l.err == nil {
+						l.err = err
+						l.logger.Error("log failed", "err", err)
+					}
+					l.done.Broadcast()
+					l.mu.Unlock()
+				}
 			}
 		}
 		l.mu.Lock()
 		for _, c := range q {
-			if cap(c.buf) <= 1<<20 && len(l.free) < 8 {
+			if reuse && cap(c.buf) <= 1<<20 && len(l.free) < 8 {
 				l.free = append(l.free, c)
 			}
 		}
 	}
+}
+
+// noSpaceError is a write of record bytes, or the creation of a
+// generation, that failed because the file system was full (ENOSPC,
+// EDQUOT). flush returns it; the writer then drops what was not durable
+// instead of failing the log. An fsync that fails is never one of these:
+// after a failed fsync the state of the written pages is unknown.
+type noSpaceError struct{ err error }
+
+func (e *noSpaceError) Error() string { return e.err.Error() }
+func (e *noSpaceError) Unwrap() error { return e.err }
+
+// noSpace wraps err as a *noSpaceError when it is ENOSPC or EDQUOT.
+func noSpace(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return &noSpaceError{err}
+	}
+	return err
+}
+
+// dropUnsynced undoes a flush that ran out of space: it truncates the
+// current generation back to its last fsynced size (fsyncing the
+// truncation, so no dropped byte can come back after a crash), discards
+// every queued chunk, hands LSNs out again from the first one not durable,
+// and wakes the writers whose records were dropped with ErrNoSpace. The log
+// stays usable. An error here (the truncation or its fsync failing) fails
+// the log. Called by the writer goroutine with l.mu not held.
+func (l *Log) dropUnsynced(cause *noSpaceError) error {
+	if err := l.f.Truncate(l.syncedSize); err != nil {
+		return fmt.Errorf("after %v: truncate log generation %d to %d bytes: %w", cause, l.cur, l.syncedSize, err)
+	}
+	if err := l.syncFile(l.f); err != nil {
+		return fmt.Errorf("after %v: sync log generation %d: %w", cause, l.cur, err)
+	}
+	l.fileSize, l.running = l.syncedSize, l.syncedRunning
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.next = l.durable + 1
+	l.drops = append(l.drops, l.durable+1)
+	l.dropErr = fmt.Errorf("%w: %v", ErrNoSpace, cause)
+	l.queue = nil
+	l.nextLSN = l.durable + 1
+	l.tailGen, l.tailSize = l.cur, l.syncedSize
+	l.logger.Warn("log file system full: records after the last durable one were not written; appends are refused until there is space",
+		"err", cause, "durable_lsn", l.durable, "gen", l.cur)
+	l.done.Broadcast()
+	return nil
 }
 
 // flush writes the chunks of q in order: one write per chunk, one fsync per
@@ -401,14 +477,14 @@ func (l *Log) flush(q []*chunk) error {
 				dirty = false
 			}
 			if err := l.cut(c.gen); err != nil {
-				return err
+				return err // a *noSpaceError when the new file could not be written
 			}
 		}
 		if len(c.buf) == 0 {
 			continue
 		}
 		if _, err := l.f.Write(c.buf); err != nil {
-			return fmt.Errorf("write log generation %d: %w", l.cur, err)
+			return noSpace(fmt.Errorf("write log generation %d: %w", l.cur, err))
 		}
 		l.fileSize += int64(len(c.buf))
 		l.running = crc32.Update(l.running, castagnoli, c.buf)
@@ -432,6 +508,7 @@ func (l *Log) syncAndPublish(last LSN) error {
 	if err != nil {
 		return fmt.Errorf("sync log generation %d: %w", l.cur, err)
 	}
+	l.syncedSize, l.syncedRunning = l.fileSize, l.running
 	l.mu.Lock()
 	g := &l.gens[len(l.gens)-1]
 	g.Size = l.fileSize
@@ -470,7 +547,7 @@ func (l *Log) cut(gen uint32) error {
 	}
 	path := filepath.Join(l.dir, FileName(l.base, gen))
 	if err := fsutil.WriteFileAtomic(path, encodeHeader(h), 0o600); err != nil {
-		return fmt.Errorf("create log generation %d: %w", gen, err)
+		return noSpace(fmt.Errorf("create log generation %d: %w", gen, err))
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
@@ -495,6 +572,7 @@ func (l *Log) cut(gen uint32) error {
 	l.f = f
 	l.fileSize = HeaderSize
 	l.running = 0
+	l.syncedSize, l.syncedRunning = HeaderSize, 0
 	l.createdNS = created
 	l.mu.Lock()
 	if n := len(l.gens); n > 0 {
