@@ -66,11 +66,11 @@ type ServerInfo struct {
 	Roles []string
 	// Version is the server's version string.
 	Version string
-	// WritesRefused is non-empty while the CA refuses changes: the
-	// server's explanation. Either its disk is full (changes fail with
-	// ErrDiskFull; reads keep working, and changes are accepted again by
-	// themselves once there is space) or its database failed (every call
-	// but Ping fails until the CA is restarted).
+	// WritesRefused is non-empty while the CA refuses changes because its
+	// disk is full (they fail with ErrDiskFull): the server's explanation.
+	// Reads keep working, and changes are accepted again by themselves
+	// once there is space. (A CA whose database failed answers every call,
+	// Ping included, with an error that says so.)
 	WritesRefused string
 }
 

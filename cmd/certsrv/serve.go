@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -122,7 +123,27 @@ func (a *app) serve(cmd *cobra.Command, f *serveFlags) error {
 		logger.Warn("could not record the admin address for certadm", "err", err)
 	}
 	fmt.Fprintf(a.stderr, "listening on %s (admin) %s (http)\n", srv.Addr(), srv.HTTPAddr())
+	// Every page of the SQLite file is read once, beside the service: the
+	// start verified the log, the checkpoint and the signatures, not the
+	// pages (about a second per gigabyte).
+	checkCtx, stopCheck := context.WithCancel(ctx)
+	defer stopCheck()
+	go checkPages(checkCtx, c, logger)
 	return srv.Serve(ctx)
+}
+
+// checkPages runs the CA database's page check and logs its outcome; on
+// damage the database refuses every call from then on, and the log line
+// says how to restore it.
+func checkPages(ctx context.Context, c *service.CA, logger *slog.Logger) {
+	d, err := c.CheckPages(ctx)
+	switch {
+	case err == nil:
+		logger.Info("database pages checked: ok", "duration", d.Round(time.Millisecond))
+	case ctx.Err() != nil:
+	default:
+		logger.Error("database damaged: every call fails until it is restored", "err", err)
+	}
 }
 
 // firstStart initializes an empty or missing data directory with the

@@ -350,16 +350,16 @@ func (c *CA) Close() error {
 // of the published file names).
 func (c *CA) Name() string { return c.auth.Name }
 
-// WritesRefused returns why the CA refuses changes, or nil: its disk is
-// full (store.ErrStalled; changes are accepted again by themselves once
-// there is space), or its database failed (store.ErrFailed; a restart
-// recovers it; until then reads fail too).
-func (c *CA) WritesRefused() error {
-	if err := c.db.Failed(); err != nil {
-		return fmt.Errorf("%w; restart the CA (certsrv serve) to recover it, after freeing space if the disk is full", err)
-	}
-	return c.db.Stalled()
-}
+// CheckPages reads and checks every page of the CA database
+// (store.DB.CheckPages); on damage the database fails and the error says
+// how to restore it.
+func (c *CA) CheckPages(ctx context.Context) (time.Duration, error) { return c.db.CheckPages(ctx) }
+
+// WritesRefused returns why the CA refuses changes while it still answers
+// reads, or nil: its disk is full (store.ErrStalled; changes are accepted
+// again by themselves once there is space). A failed database refuses
+// every call instead, each error saying so.
+func (c *CA) WritesRefused() error { return c.db.Stalled() }
 
 // Config returns the configuration the CA was opened with. The caller must
 // not modify it.

@@ -376,7 +376,11 @@ func TestDiskFullIsItsOwnCondition(t *testing.T) {
 	if got := storeError("enroll", stalled); apierr.Of(got) != apierr.DiskFull {
 		t.Errorf("storeError of a stalled store: %v", apierr.Of(got))
 	}
-	if got := internal("enroll", fmt.Errorf("x: %w", store.ErrFailed)); apierr.Of(got) != apierr.Unexpected {
-		t.Errorf("failed store: %v", apierr.Of(got))
+	if got := internal("enroll", fmt.Errorf("x: %w", store.ErrFailed)); apierr.Of(got) != apierr.Unexpected || !strings.Contains(got.Error(), "restart the CA") {
+		t.Errorf("failed store: %v (%v), want E_UNEXPECTED saying to restart", got, apierr.Of(got))
+	}
+	damaged := fmt.Errorf("%w: %w", store.ErrFailed, fmt.Errorf("file damaged: certsrv restore ...: %w", store.ErrIntegrity))
+	if got := internal("enroll", damaged); strings.Contains(got.Error(), "restart the CA") {
+		t.Errorf("damaged store: %v, want no restart advice (a restart does not repair it)", got)
 	}
 }

@@ -53,17 +53,23 @@ func (e *FileError) Unwrap() error { return e.Err }
 
 // internal wraps an unexpected failure (disk, database) as an apierr
 // Unexpected error that keeps err as its cause; a database stalled on a
-// full disk (store.ErrStalled) is DiskFull. Context cancellation and
+// full disk (store.ErrStalled) is DiskFull, and a failed one
+// (store.ErrFailed) says that a restart recovers it. Context cancellation and
 // deadline errors are returned unchanged, so a transport can report them
 // with their own meaning.
 func internal(what string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	if errors.Is(err, store.ErrStalled) {
+	switch {
+	case errors.Is(err, store.ErrStalled):
 		// Nothing was written; writes resume by themselves once the
 		// database's disk has space.
 		return apierr.New(apierr.DiskFull, "%s: %w", what, err)
+	case errors.Is(err, store.ErrFailed) && !errors.Is(err, store.ErrIntegrity):
+		// Every call fails, Ping included (the caller's principal cannot
+		// be read): say what ends it. A damaged file says so itself.
+		return apierr.New(apierr.Unexpected, "%s: %w; restart the CA: certsrv serve recovers the database from its log", what, err)
 	}
 	return apierr.New(apierr.Unexpected, "%s: %w", what, err)
 }

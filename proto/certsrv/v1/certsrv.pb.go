@@ -226,9 +226,9 @@ type PingResponse struct {
 	Principal string                 `protobuf:"bytes,3,opt,name=principal,proto3" json:"principal,omitempty"` // who the server thinks the caller is
 	Roles     []string               `protobuf:"bytes,4,rep,name=roles,proto3" json:"roles,omitempty"`         // the caller's roles
 	Version   string                 `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
-	// Non-empty while the CA refuses changes: why, and what ends it. Its disk
-	// is full (reads keep working; changes are accepted again by themselves
-	// once there is space), or its database failed (a restart recovers it).
+	// Non-empty while the CA refuses changes because its disk is full: why,
+	// and since when. Reads keep working; changes are accepted again by
+	// themselves once there is space.
 	WritesRefused string `protobuf:"bytes,6,opt,name=writes_refused,json=writesRefused,proto3" json:"writes_refused,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certsrv/certsrv/internal/testserver"
+	certsrvv1 "github.com/certsrv/certsrv/proto/certsrv/v1"
+)
+
+// TestServeChecksThePages: certsrv serve reads every page of the database
+// after it starts. A healthy one is logged as checked; one with a damaged
+// page is failed, the server log says so and how to restore, Ping reports
+// it, and nothing more is issued from it.
+func TestServeChecksThePages(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "ca")
+	if code, _, stderr := runCertsrv(t, "init", "--data", data, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"); code != 0 {
+		t.Fatalf("init: %s", stderr)
+	}
+	creds := filepath.Join(data, "admin")
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr := func(host string) []byte {
+		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: host}, DNSNames: []string{host}}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	submit := func(addr, host string) error {
+		conn, err := testserver.Dial(addr, creds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_, err = certsrvv1.NewAdminClient(conn).Submit(ctx, &certsrvv1.SubmitRequest{Csr: csr(host)})
+		return err
+	}
+
+	d := startServe(t, "--data", data)
+	conn, err := testserver.Dial(d.admin, creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := certsrvv1.NewAdminClient(conn)
+	for i := range 300 {
+		if _, err := admin.Submit(ctx, &certsrvv1.SubmitRequest{Csr: csr(fmt.Sprintf("h%d.example.test", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn.Close()
+	waitLog(t, d, "database pages checked: ok")
+	if code := d.stop(t); code != 0 {
+		t.Fatalf("stop: exit %d", code)
+	}
+
+	db := filepath.Join(data, "db", "certsrv CA.db")
+	b, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := len(b) / 4096 / 2
+	for i := page * 4096; i < (page+1)*4096; i++ {
+		b[i] = 0xA5
+	}
+	if err := os.WriteFile(db, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d = startServe(t, "--data", data)
+	waitLog(t, d, "database damaged")
+	if !strings.Contains(d.stderr.String(), "certsrv restore") {
+		t.Errorf("the log does not say how to restore:\n%s", d.stderr)
+	}
+	// Every call, Ping included, now fails saying what to do.
+	err = submit(d.admin, "after.example.test")
+	if err == nil || !strings.Contains(err.Error(), "damaged") || !strings.Contains(err.Error(), "certsrv restore") {
+		t.Errorf("a request after the damage was found: %v", err)
+	}
+}
+
+// waitLog waits until the server's log holds want.
+func waitLog(t *testing.T, d *daemon, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(d.stderr.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server log never said %q:\n%s", want, d.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
