@@ -181,10 +181,14 @@ func (d *DB) writableFor(t wal.RecordType) error {
 	return d.stalled()
 }
 
-// sizeString writes n bytes in MiB, or KiB below one MiB.
+// sizeString writes n bytes in MiB (with a decimal below 10 MiB), or KiB
+// below one MiB.
 func sizeString(n int64) string {
-	if n < 1<<20 {
+	switch {
+	case n < 1<<20:
 		return fmt.Sprintf("%d KiB", n>>10)
+	case n < 10<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 	}
 	return fmt.Sprintf("%d MiB", n>>20)
 }

@@ -166,7 +166,7 @@ func TestFreeSpaceReserve(t *testing.T) {
 		}
 		acked = append(acked, r.ID)
 	}
-	if !errors.Is(err, ErrStalled) || errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "below the reserve of 8 MiB") {
+	if !errors.Is(err, ErrStalled) || errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "below the reserve of 8.0 MiB") {
 		t.Fatalf("writes stopped with %v, want ErrStalled naming the reserve", err)
 	}
 	if d.failure() != nil {
@@ -221,7 +221,7 @@ func TestCheckReportsFreeSpace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Space) != 1 || rep.Space[0].Low() || rep.Space[0].Reserve != 4<<20 || !strings.Contains(rep.String(), "(reserve 4 MiB)") {
+	if len(rep.Space) != 1 || rep.Space[0].Low() || rep.Space[0].Reserve != 4<<20 || !strings.Contains(rep.String(), "(reserve 4.0 MiB)") {
 		t.Fatalf("space with room to spare: %+v\n%s", rep.Space, rep)
 	}
 	var st syscall.Statfs_t
@@ -235,7 +235,7 @@ func TestCheckReportsFreeSpace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Space) != 1 || !rep.Space[0].Low() || !rep.OK() || !strings.Contains(rep.String(), "BELOW the reserve of 4 MiB") {
+	if len(rep.Space) != 1 || !rep.Space[0].Low() || !rep.OK() || !strings.Contains(rep.String(), "BELOW the reserve of 4.0 MiB") {
 		t.Fatalf("space below the reserve: %+v, ok %v\n%s", rep.Space, rep.OK(), rep)
 	}
 }
