@@ -3,6 +3,7 @@ package backup
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -418,5 +419,18 @@ func TestFullBackupWithCircularLogging(t *testing.T) {
 		if left[filepath.Base(f.Name)] {
 			t.Fatalf("%s still present after the session ended and a checkpoint ran with circular logging", f.Name)
 		}
+	}
+}
+
+// A store call that fails for a full disk is ERROR_DISK_FULL to the
+// backup client; any other engine failure stays E_UNEXPECTED.
+func TestEngineFailureKeepsDiskFull(t *testing.T) {
+	full := storeError(fmt.Errorf("snapshot: %w", store.ErrStalled))
+	if got := engineError(full, "snapshot database: %w", full); apierr.Of(got) != apierr.DiskFull || !errors.Is(got, store.ErrStalled) {
+		t.Errorf("disk full: %v (%v)", got, apierr.Of(got))
+	}
+	other := storeError(errors.New("I/O error"))
+	if got := engineError(other, "snapshot database: %w", other); apierr.Of(got) != apierr.Unexpected {
+		t.Errorf("other failure: %v (%v)", got, apierr.Of(got))
 	}
 }

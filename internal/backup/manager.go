@@ -395,7 +395,7 @@ func (m *Manager) Prepare(ctx context.Context, principal string, typ Type) (stri
 			return "", apierr.New(apierr.BackupInProgress, "the previous backup session is still releasing its database snapshot; try again shortly: %w", err)
 		}
 		if err != nil {
-			return "", apierr.New(apierr.Unexpected, "snapshot database: %w", err)
+			return "", engineError(err, "snapshot database: %w", err)
 		}
 		s.snap = snap
 		s.snapLSN = snap.LSN()
@@ -550,7 +550,7 @@ func (m *Manager) BackupLogs(ctx context.Context, principal, id string) ([]File,
 	}
 	sealed, err := m.eng.RollLog(ctx)
 	if err != nil {
-		return nil, apierr.New(apierr.Unexpected, "roll the log: %w", err)
+		return nil, engineError(err, "roll the log: %w", err)
 	}
 	defer m.touch(s)
 	gens := m.eng.Generations()
@@ -618,4 +618,16 @@ func (m *Manager) pickGenerations(gens []wal.GenInfo, first, last uint32) ([]lis
 		before = &g
 	}
 	return listed, before, nil
+}
+
+// engineError is the API error for a failed engine call: E_UNEXPECTED,
+// unless the engine said what the failure was (DiskFull for the CA's full
+// disk), in which case that code is kept.
+func engineError(err error, format string, args ...any) *apierr.Error {
+	code := apierr.Unexpected
+	var ae *apierr.Error
+	if errors.As(err, &ae) {
+		code = ae.Code
+	}
+	return apierr.New(code, format, args...)
 }

@@ -453,7 +453,7 @@ func (m *Manager) TruncateLogs(ctx context.Context, principal, id string) (Trunc
 	m.releaseLogHolds(s)
 	res, err := m.eng.TruncateLogs(ctx, s.sealed)
 	if err != nil {
-		return Truncation{}, apierr.New(apierr.Unexpected, "truncate logs through generation %d: %w", s.sealed, err)
+		return Truncation{}, engineError(err, "truncate logs through generation %d: %w", s.sealed, err)
 	}
 	s.truncated = true
 	m.log.Info("backup truncated logs", "session", s.short(), "through_gen", s.sealed, "deleted", len(res.Deleted), "reason", res.Reason)
@@ -510,7 +510,7 @@ func (m *Manager) recordLocked(ctx context.Context, s *session) error {
 	}
 	rec := s.record(m.now())
 	if err := m.eng.RecordBackup(ctx, rec); err != nil {
-		return apierr.New(apierr.Unexpected, "record the backup: %w; nothing recorded", err)
+		return engineError(err, "record the backup: %w; nothing recorded", err)
 	}
 	s.recorded = &rec
 	return nil

@@ -3,9 +3,20 @@ package backup
 import (
 	"context"
 
+	"github.com/certsrv/certsrv/internal/apierr"
 	"github.com/certsrv/certsrv/internal/store"
 	"github.com/certsrv/certsrv/internal/wal"
 )
+
+// storeError marks an error of the store that comes from a full disk as
+// DiskFull, which the session keeps (engineError); other errors pass
+// unchanged.
+func storeError(err error) error {
+	if err != nil && store.IsDiskFull(err) {
+		return apierr.New(apierr.DiskFull, "%w", err)
+	}
+	return err
+}
 
 // StoreEngine returns the Engine of the CA database db.
 func StoreEngine(db *store.DB) Engine { return storeEngine{db} }
@@ -15,7 +26,7 @@ type storeEngine struct{ db *store.DB }
 func (e storeEngine) Snapshot(ctx context.Context) (Snapshot, error) {
 	s, err := e.db.Snapshot(ctx)
 	if err != nil {
-		return nil, err
+		return nil, storeError(err)
 	}
 	return s, nil
 }
@@ -24,25 +35,26 @@ func (e storeEngine) RollLog(ctx context.Context) (uint32, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	return e.db.RollLog()
+	gen, err := e.db.RollLog()
+	return gen, storeError(err)
 }
 
 func (e storeEngine) Generations() []wal.GenInfo { return e.db.Generations() }
 
 func (e storeEngine) TruncateLogs(ctx context.Context, throughGen uint32) (Truncation, error) {
 	r, err := e.db.TruncateLogs(ctx, throughGen)
-	return Truncation{Deleted: r.Deleted, Reason: r.Reason}, err
+	return Truncation{Deleted: r.Deleted, Reason: r.Reason}, storeError(err)
 }
 
 func (e storeEngine) RecordBackup(ctx context.Context, r Record) error {
-	return e.db.RecordBackup(ctx, store.BackupRecord{
+	return storeError(e.db.RecordBackup(ctx, store.BackupRecord{
 		Type:     store.BackupType(r.Type),
 		FirstGen: r.FirstGen,
 		LastGen:  r.LastGen,
 		FirstLSN: r.FirstLSN,
 		LastLSN:  r.LastLSN,
 		Time:     r.Time,
-	})
+	}))
 }
 
 func (e storeEngine) LastBackups() (full, logsOnly *Record) {

@@ -58,6 +58,14 @@ func diskFull(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
+// IsDiskFull reports whether err comes from a full disk under the
+// database or its log: a write refused while stalled or below the reserve
+// (ErrStalled), records the log dropped (wal.ErrNoSpace), or SQLite or the
+// file system reporting no space (a snapshot's checkpoint, say).
+func IsDiskFull(err error) bool {
+	return errors.Is(err, ErrStalled) || errors.Is(err, wal.ErrNoSpace) || diskFull(err)
+}
+
 // stall records that the applier holds records back because of err.
 func (d *DB) stall(err error) {
 	d.stateMu.Lock()
