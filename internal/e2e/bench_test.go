@@ -73,57 +73,95 @@ func databaseBytes(b *testing.B, dir string) int64 {
 func BenchmarkFullBackup(b *testing.B) {
 	for _, size := range benchSizes(b, 1024) {
 		b.Run(fmt.Sprintf("db=%dMiB", size), func(b *testing.B) {
-			ctx := context.Background()
 			s := benchCA(b, size)
-			work := b.TempDir()
-			var cpTime, backupTime, clientCPU, serverCPU time.Duration
-			var bytes int64
-			b.ResetTimer()
-			for i := range b.N {
-				b.StopTimer()
-				dst := filepath.Join(work, "copy.db")
-				t0 := time.Now()
-				if err := cpSync(ctx, dst, s.Dir.DBPath(caName)); err != nil {
-					b.Fatal(err)
-				}
-				cpD := time.Since(t0)
-				cpTime += cpD
-				cpBytes := fileSize(dst)
-				if err := os.Remove(dst); err != nil {
-					b.Fatal(err)
-				}
-				set := filepath.Join(work, fmt.Sprintf("set%d", i))
-				b.StartTimer()
-				t1 := time.Now()
+			fullBackupRounds(b, s.Dir.DBPath(caName), func(ctx context.Context, set string) (time.Duration, time.Duration, error) {
 				cpu0 := processCPU()
 				_, ccpu, err := s.certadmCPU(ctx, "backup", set)
-				if err != nil {
-					b.Fatal(err)
-				}
-				d := time.Since(t1)
-				b.StopTimer()
-				scpu := processCPU() - cpu0
-				backupTime += d
-				clientCPU += ccpu
-				serverCPU += scpu
-				n := databaseBytes(b, set)
-				bytes += n
-				b.Logf("cp %d bytes in %s (%.0f MB/s); backup %d bytes in %s (%.0f MB/s), CPU: certadm %s, server %s",
-					cpBytes, cpD.Round(time.Millisecond), mb(cpBytes)/cpD.Seconds(),
-					n, d.Round(time.Millisecond), mb(n)/d.Seconds(), ccpu.Round(time.Millisecond), scpu.Round(time.Millisecond))
-				if err := os.RemoveAll(set); err != nil {
-					b.Fatal(err)
-				}
-			}
-			cpRate := mb(bytes) / cpTime.Seconds()
-			backupRate := mb(bytes) / backupTime.Seconds()
-			b.ReportMetric(cpRate, "cp-MB/s")
-			b.ReportMetric(backupRate, "backup-MB/s")
-			b.ReportMetric(100*backupRate/cpRate, "backup/cp-%")
-			b.ReportMetric(clientCPU.Seconds()/float64(b.N), "certadm-cpu-s")
-			b.ReportMetric(serverCPU.Seconds()/float64(b.N), "server-cpu-s")
+				return ccpu, processCPU() - cpu0, err
+			})
 		})
 	}
+}
+
+// BenchmarkFullBackupServe is BenchmarkFullBackup with the server run as
+// `certsrv serve` (the executable TestMain builds) instead of in the
+// benchmark's process: both ends are the real programs, as an operator
+// runs them. Server CPU is read from /proc.
+func BenchmarkFullBackupServe(b *testing.B) {
+	for _, size := range benchSizes(b, 1024) {
+		b.Run(fmt.Sprintf("db=%dMiB", size), func(b *testing.B) {
+			s := benchCA(b, size)
+			if err := s.Stop(); err != nil {
+				b.Fatal(err)
+			}
+			addr, pid := startServeProcess(b, s.Dir.Root)
+			fullBackupRounds(b, s.Dir.DBPath(caName), func(ctx context.Context, set string) (time.Duration, time.Duration, error) {
+				cpu0 := pidCPU(b, pid)
+				cmd := exec.CommandContext(ctx, certadmBin, "--server", addr, "--creds", s.CredsDir, "backup", set)
+				out, err := cmd.CombinedOutput()
+				if err != nil {
+					err = fmt.Errorf("certadm backup: %w: %s", err, out)
+				}
+				var ccpu time.Duration
+				if cmd.ProcessState != nil {
+					ccpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+				}
+				return ccpu, pidCPU(b, pid) - cpu0, err
+			})
+		})
+	}
+}
+
+// fullBackupRounds runs b.N rounds of `cp` + fsync of the database file at
+// dbPath, then a full backup by backup into a new set, and reports both
+// rates, their ratio (backup/cp-%) and the CPU of both ends.
+func fullBackupRounds(b *testing.B, dbPath string, backup func(ctx context.Context, set string) (clientCPU, serverCPU time.Duration, err error)) {
+	ctx := context.Background()
+	work := b.TempDir()
+	var cpTime, backupTime, clientCPU, serverCPU time.Duration
+	var bytes int64
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		dst := filepath.Join(work, "copy.db")
+		t0 := time.Now()
+		if err := cpSync(ctx, dst, dbPath); err != nil {
+			b.Fatal(err)
+		}
+		cpD := time.Since(t0)
+		cpTime += cpD
+		cpBytes := fileSize(dst)
+		if err := os.Remove(dst); err != nil {
+			b.Fatal(err)
+		}
+		set := filepath.Join(work, fmt.Sprintf("set%d", i))
+		b.StartTimer()
+		t1 := time.Now()
+		ccpu, scpu, err := backup(ctx, set)
+		if err != nil {
+			b.Fatal(err)
+		}
+		d := time.Since(t1)
+		b.StopTimer()
+		backupTime += d
+		clientCPU += ccpu
+		serverCPU += scpu
+		n := databaseBytes(b, set)
+		bytes += n
+		b.Logf("cp %d bytes in %s (%.0f MB/s); backup %d bytes in %s (%.0f MB/s), CPU: certadm %s, server %s",
+			cpBytes, cpD.Round(time.Millisecond), mb(cpBytes)/cpD.Seconds(),
+			n, d.Round(time.Millisecond), mb(n)/d.Seconds(), ccpu.Round(time.Millisecond), scpu.Round(time.Millisecond))
+		if err := os.RemoveAll(set); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cpRate := mb(bytes) / cpTime.Seconds()
+	backupRate := mb(bytes) / backupTime.Seconds()
+	b.ReportMetric(cpRate, "cp-MB/s")
+	b.ReportMetric(backupRate, "backup-MB/s")
+	b.ReportMetric(100*backupRate/cpRate, "backup/cp-%")
+	b.ReportMetric(clientCPU.Seconds()/float64(b.N), "certadm-cpu-s")
+	b.ReportMetric(serverCPU.Seconds()/float64(b.N), "server-cpu-s")
 }
 
 // issueWorkers is the concurrency of the issuance load, as in

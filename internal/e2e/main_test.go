@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 )
 
@@ -13,12 +14,42 @@ import (
 // so that backups run through exactly the code of `certadm backup`.
 var certadmBin string
 
+// binDir holds the executables built for the tests.
+var binDir string
+
+var (
+	certsrvOnce  sync.Once
+	certsrvBuilt string
+	certsrvErr   error
+)
+
+// certsrvBinary builds ./cmd/certsrv on first use (only the benchmarks
+// that run the server as `certsrv serve` need it) and returns its path.
+func certsrvBinary(tb testing.TB) string {
+	tb.Helper()
+	certsrvOnce.Do(func() {
+		p := filepath.Join(binDir, "certsrv")
+		cmd := exec.Command(goTool(), "build", "-o", p, "./cmd/certsrv")
+		cmd.Dir = moduleRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			certsrvErr = fmt.Errorf("go build ./cmd/certsrv: %v\n%s", err, out)
+			return
+		}
+		certsrvBuilt = p
+	})
+	if certsrvErr != nil {
+		tb.Fatal(certsrvErr)
+	}
+	return certsrvBuilt
+}
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "certsrv-e2e-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	binDir = dir
 	certadmBin = filepath.Join(dir, "certadm")
 	cmd := exec.Command(goTool(), "build", "-o", certadmBin, "./cmd/certadm")
 	cmd.Dir = moduleRoot()
