@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,13 +13,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/certsrv/certsrv/certadm"
+	"github.com/certsrv/certsrv/internal/cmdline"
 )
 
 // Exit statuses.
 const (
-	exitOK    = 0
-	exitError = 1
-	exitUsage = 2
+	exitOK    = cmdline.ExitOK
+	exitError = cmdline.ExitError
+	exitUsage = cmdline.ExitUsage
 )
 
 // app holds the global flags and the output streams every subcommand
@@ -38,14 +38,11 @@ type app struct {
 	ran bool
 }
 
-// usageError is a command-line mistake found by a subcommand: exit status 2.
-type usageError struct{ msg string }
+// usageError is a command-line mistake: exit status 2.
+type usageError = cmdline.UsageError
 
-func (e *usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error {
-	return &usageError{fmt.Sprintf(format, args...)}
-}
+// usagef returns a usage error (cmdline.Usagef).
+func usagef(format string, args ...any) error { return cmdline.Usagef(format, args...) }
 
 // run executes the command line args and returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
@@ -58,13 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	var ue *usageError
-	if !a.ran || errors.As(err, &ue) {
-		name := "certadm"
-		if cmd != nil {
-			name = cmd.CommandPath()
-		}
-		fmt.Fprintf(stderr, "certadm: %v\nRun '%s --help' for usage.\n", err, name)
+	if !a.ran || cmdline.IsUsage(err) {
+		cmdline.ReportUsage(stderr, "certadm", cmd, err)
 		return exitUsage
 	}
 	fmt.Fprintf(stderr, "certadm: %v (HRESULT 0x%08X)\n", err, certadm.HRESULT(err))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/certsrv/certsrv/internal/cmdline"
 	"github.com/certsrv/certsrv/internal/datadir"
 )
 
@@ -20,9 +21,9 @@ var version = "dev"
 
 // Exit codes.
 const (
-	exitOK    = 0
-	exitError = 1
-	exitUsage = 2
+	exitOK    = cmdline.ExitOK
+	exitError = cmdline.ExitError
+	exitUsage = cmdline.ExitUsage
 )
 
 // app is what every subcommand shares: the output streams and the global
@@ -35,15 +36,8 @@ type app struct {
 	logLevel string
 }
 
-// usageError marks an error in the command line (exit status 2).
-type usageError struct{ err error }
-
-func (e *usageError) Error() string { return e.err.Error() }
-func (e *usageError) Unwrap() error { return e.err }
-
-func usagef(format string, args ...any) error {
-	return &usageError{err: fmt.Errorf(format, args...)}
-}
+// usagef returns a usage error (exit status 2; cmdline.Usagef).
+func usagef(format string, args ...any) error { return cmdline.Usagef(format, args...) }
 
 // exactArgs is cobra.ExactArgs with a usage error.
 func exactArgs(n int) cobra.PositionalArgs {
@@ -93,7 +87,7 @@ func newRootCmd(a *app) *cobra.Command {
 	root.SetErr(a.stderr)
 	root.PersistentFlags().StringVar(&a.dataPath, "data", "", "data directory (default ./"+datadir.DefaultDir+")")
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err: err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cmdline.UsageError{Err: err} })
 	for _, mk := range commands {
 		root.AddCommand(mk(a))
 	}
@@ -109,18 +103,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "certsrv: %v\n", err)
-	var ue *usageError
-	if errors.As(err, &ue) {
+	if cmdline.IsUsage(err) {
 		// The help of the command whose line was wrong: "certsrv restore
 		// --help" for a bad restore flag.
-		name := "certsrv"
-		if cmd != nil {
-			name = cmd.CommandPath()
-		}
-		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", name)
+		cmdline.ReportUsage(stderr, "certsrv", cmd, err)
 		return exitUsage
 	}
+	fmt.Fprintf(stderr, "certsrv: %v\n", err)
 	return exitError
 }
 
