@@ -138,8 +138,9 @@ func (l *muxListener) Addr() net.Addr { return l.m.raw.Addr() }
 
 // handshakenCreds are the gRPC server's transport credentials for
 // connections tlsMux has already authenticated: the handshake is done, so
-// ServerHandshake only reports its outcome, exactly as gRPC's own TLS
-// credentials would (credentials.TLSInfo with the verified chains).
+// ServerHandshake only reports its outcome, as gRPC's own TLS credentials
+// would (credentials.TLSInfo with the verified chains), in an
+// adminAuthInfo that also tells when the connection closes (connwatch.go).
 type handshakenCreds struct{}
 
 var errNotTLS = errors.New("connection did not come through the TLS listener")
@@ -149,9 +150,13 @@ func (handshakenCreds) ServerHandshake(c net.Conn) (net.Conn, credentials.AuthIn
 	if !ok {
 		return nil, nil, errNotTLS
 	}
-	return tc, credentials.TLSInfo{
-		State:          tc.ConnectionState(),
-		CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity},
+	wc := &watchedConn{Conn: tc, closed: make(chan struct{})}
+	return wc, adminAuthInfo{
+		TLSInfo: credentials.TLSInfo{
+			State:          tc.ConnectionState(),
+			CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity},
+		},
+		closed: wc.closed,
 	}, nil
 }
 

@@ -10,7 +10,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
@@ -52,7 +51,7 @@ func peerIdentity(ctx context.Context) (principal, fingerprint string, err error
 	if !ok {
 		return "", "", apierr.New(apierr.Unauthenticated, "no peer information")
 	}
-	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	info, ok := tlsInfo(p.AuthInfo)
 	if !ok {
 		return "", "", apierr.New(apierr.Unauthenticated, "connection is not TLS")
 	}

@@ -167,7 +167,6 @@ func New(ca *service.CA, opts Options) (_ *Server, err error) {
 	s.mux = newTLSMux(s.lis, tlsCfg)
 	grpcOpts := []grpc.ServerOption{
 		grpc.Creds(handshakenCreds{}),
-		grpc.StatsHandler(connWatch{}),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
 	}

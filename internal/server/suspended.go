@@ -118,7 +118,7 @@ func peerPrincipal(ctx context.Context) (string, error) {
 	if !ok {
 		return "", apierr.New(apierr.Unauthenticated, "no peer")
 	}
-	ti, ok := pr.AuthInfo.(credentials.TLSInfo)
+	ti, ok := tlsInfo(pr.AuthInfo)
 	if !ok || len(ti.State.VerifiedChains) == 0 || len(ti.State.VerifiedChains[0]) == 0 {
 		return "", apierr.New(apierr.Unauthenticated, "no verified client certificate")
 	}
