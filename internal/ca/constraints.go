@@ -84,31 +84,47 @@ func hasNameConstraints(c *x509.Certificate) bool {
 		len(c.PermittedURIDomains)+len(c.ExcludedURIDomains) > 0
 }
 
-// dnsAllowed applies DNS constraints to name (which may be a wildcard,
-// "*.example.com"). A constraint "example.com" covers that name and every
-// name below it; ".example.com" only the names below it. A wildcard is
-// also excluded when one of the names it stands for is.
-func dnsAllowed(name string, permitted, excluded []string) (string, bool) {
+// subtrees applies one name form's permitted and excluded subtrees to a
+// name: within(c, wide) reports whether the name lies in constraint c,
+// wide for an excluded subtree (read widely), narrow for a permitted one.
+// It returns why the name is refused, or ok.
+func subtrees[C any](permitted, excluded []C, within func(c C, wide bool) bool, show func(C) string) (string, bool) {
 	for _, c := range excluded {
-		if dnsWithin(name, c, true) {
-			return "excluded: " + c, false
-		}
-		if rest, ok := strings.CutPrefix(name, "*."); ok && !strings.HasPrefix(c, ".") {
-			// "*.example.com" stands for "bad.example.com".
-			if _, parent, found := strings.Cut(c, "."); found && strings.EqualFold(parent, rest) {
-				return "excluded: " + c + ", which the wildcard covers", false
-			}
+		if within(c, true) {
+			return "excluded: " + show(c), false
 		}
 	}
 	if len(permitted) == 0 {
 		return "", true
 	}
 	for _, c := range permitted {
-		if dnsWithin(name, c, false) {
+		if within(c, false) {
 			return "", true
 		}
 	}
-	return "permitted: " + strings.Join(permitted, ", "), false
+	s := make([]string, len(permitted))
+	for i, c := range permitted {
+		s[i] = show(c)
+	}
+	return "permitted: " + strings.Join(s, ", "), false
+}
+
+func same(s string) string { return s }
+
+// dnsAllowed applies DNS constraints to name (which may be a wildcard,
+// "*.example.com"). A constraint "example.com" covers that name and every
+// name below it; ".example.com" only the names below it. A wildcard is
+// also excluded when one of the names it stands for is.
+func dnsAllowed(name string, permitted, excluded []string) (string, bool) {
+	if rest, ok := strings.CutPrefix(name, "*."); ok {
+		for _, c := range excluded {
+			// "*.example.com" stands for "bad.example.com".
+			if _, parent, found := strings.Cut(c, "."); found && !strings.HasPrefix(c, ".") && strings.EqualFold(parent, rest) {
+				return "excluded: " + c + ", which the wildcard covers", false
+			}
+		}
+	}
+	return subtrees(permitted, excluded, func(c string, wide bool) bool { return dnsWithin(name, c, wide) }, same)
 }
 
 // dnsWithin reports whether host lies in the subtree of constraint c. A
@@ -127,20 +143,7 @@ func dnsWithin(host, c string, wide bool) bool {
 }
 
 func ipAllowed(ip net.IP, permitted, excluded []*net.IPNet) (string, bool) {
-	for _, n := range excluded {
-		if ipIn(ip, n) {
-			return "excluded: " + n.String(), false
-		}
-	}
-	if len(permitted) == 0 {
-		return "", true
-	}
-	for _, n := range permitted {
-		if ipIn(ip, n) {
-			return "", true
-		}
-	}
-	return "permitted: " + joinNets(permitted), false
+	return subtrees(permitted, excluded, func(n *net.IPNet, _ bool) bool { return ipIn(ip, n) }, (*net.IPNet).String)
 }
 
 // ipIn reports whether ip is in n, both of the same family (an IPv4
@@ -169,26 +172,12 @@ func emailAllowed(addr string, permitted, excluded []string) (string, bool) {
 	if !ok {
 		return "not an email address", false
 	}
-	within := func(c string, wide bool) bool {
+	return subtrees(permitted, excluded, func(c string, wide bool) bool {
 		if cl, ch, mailbox := strings.Cut(c, "@"); mailbox {
 			return local == cl && strings.EqualFold(host, ch)
 		}
 		return hostWithin(host, c, wide)
-	}
-	for _, c := range excluded {
-		if within(c, true) {
-			return "excluded: " + c, false
-		}
-	}
-	if len(permitted) == 0 {
-		return "", true
-	}
-	for _, c := range permitted {
-		if within(c, false) {
-			return "", true
-		}
-	}
-	return "permitted: " + strings.Join(permitted, ", "), false
+	}, same)
 }
 
 // uriAllowed applies URI constraints to the URI's host, read like email
@@ -202,20 +191,7 @@ func uriAllowed(u *url.URL, permitted, excluded []string) (string, bool) {
 	if host == "" || net.ParseIP(host) != nil {
 		return "a URI constraint applies and the URI's host is not a domain name", false
 	}
-	for _, c := range excluded {
-		if hostWithin(host, c, true) {
-			return "excluded: " + c, false
-		}
-	}
-	if len(permitted) == 0 {
-		return "", true
-	}
-	for _, c := range permitted {
-		if hostWithin(host, c, false) {
-			return "", true
-		}
-	}
-	return "permitted: " + strings.Join(permitted, ", "), false
+	return subtrees(permitted, excluded, func(c string, wide bool) bool { return hostWithin(host, c, wide) }, same)
 }
 
 // hostWithin is the host rule of rfc822Name and URI constraints: a leading
