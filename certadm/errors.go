@@ -281,7 +281,7 @@ func HRESULT(err error) uint32 {
 		return hrAccessDenied
 	case errors.Is(err, fs.ErrExist):
 		return hrAlreadyExists
-	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT), errors.Is(err, ErrDiskFull):
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		return hrDiskFull
 	case errors.Is(err, syscall.EROFS):
 		return hrWriteProtect

@@ -77,6 +77,7 @@ func (d *DB) runApplier() {
 		waiters []*pendingItem
 		retry   <-chan time.Time // set while stalled: when to try the held records again
 		backoff time.Duration
+		held    bool // a stall holds answered records in pending
 	)
 	for {
 		if _, ready := pending[d.applied.Load()+1]; !ready || retry != nil {
@@ -141,9 +142,10 @@ func (d *DB) runApplier() {
 		d.writeGate.Unlock()
 		switch {
 		case err == nil:
-			if heldIn(pending) == 0 {
+			// Only after a stall: pending may still hold answered records.
+			if held && heldIn(pending) == 0 {
 				d.unstall()
-				backoff = 0
+				held, backoff = false, 0
 			}
 		case diskFull(err):
 			// The records are durable in the log; they wait, and no
@@ -152,6 +154,7 @@ func (d *DB) runApplier() {
 				pending[w.lsn] = w
 			}
 			d.stall(err)
+			held = true
 			for _, p := range pending {
 				p.answer(errHeld)
 			}
