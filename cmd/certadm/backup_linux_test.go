@@ -5,15 +5,14 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/certsrv/certsrv/certadm"
 	"github.com/certsrv/certsrv/internal/backupset"
+	"github.com/certsrv/certsrv/internal/mounttest"
 )
 
 // A backup medium that fills up: the backup fails naming the file and the
@@ -23,14 +22,7 @@ func TestBackupToAFullMedium(t *testing.T) {
 	isolate(t)
 	medium := t.TempDir()
 	// Smaller than the test CA's database (about 200 KB).
-	if err := syscall.Mount("tmpfs", medium, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", 64<<10)); err != nil {
-		t.Skipf("cannot mount a tmpfs for the test: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(medium, 0); err != nil {
-			t.Errorf("unmount %s: %v", medium, err)
-		}
-	})
+	mounttest.Tmpfs(t, medium, 64<<10, false)
 	srv := startServer(t)
 	logs, err := filepath.Glob(filepath.Join(srv.Dir.LogDir(), "*.log"))
 	if err != nil {

@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/certsrv/certsrv/internal/mounttest"
 	"github.com/certsrv/certsrv/internal/testserver"
 	certsrvv1 "github.com/certsrv/certsrv/proto/certsrv/v1"
 )
@@ -29,14 +29,7 @@ func TestServeOnAFillingDisk(t *testing.T) {
 		t.Fatalf("openssl is needed: %v", err)
 	}
 	disk := t.TempDir()
-	if err := syscall.Mount("tmpfs", disk, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", 32<<20)); err != nil {
-		t.Skipf("cannot mount a tmpfs for the test: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(disk, 0); err != nil {
-			t.Errorf("unmount %s: %v", disk, err)
-		}
-	})
+	mounttest.Tmpfs(t, disk, 32<<20, false)
 	data := filepath.Join(disk, "ca")
 	if code, _, stderr := runCertsrv(t, "init", "--data", data, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"); code != 0 {
 		t.Fatalf("init: %s", stderr)

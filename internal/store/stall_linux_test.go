@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/certsrv/certsrv/internal/mounttest"
 )
 
 // TestDiskFullStallsAndResumes fills the file system of the database file
@@ -26,7 +28,7 @@ func TestDiskFullStallsAndResumes(t *testing.T) {
 	opts := testOptions(t)
 	opts.MinFreeSpace = -1 // the database file itself fills up
 	dbDir := filepath.Dir(opts.Layout.DBPath)
-	mountTmpfs(t, dbDir, 6<<20)
+	mounttest.Tmpfs(t, dbDir, 6<<20, false)
 	// Most of the space goes to a file the operator will delete.
 	filler := filepath.Join(dbDir, "filler")
 	if err := os.WriteFile(filler, make([]byte, 4<<20), 0o600); err != nil {
@@ -122,24 +124,6 @@ func TestDiskFullStallsAndResumes(t *testing.T) {
 	}
 }
 
-// mountTmpfs mounts a tmpfs of size bytes on dir (made if missing) and
-// unmounts it when the test ends; it skips the test where the system does
-// not allow the mount.
-func mountTmpfs(t *testing.T, dir string, size int64) {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
-		t.Skipf("cannot mount a tmpfs for the test: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-}
-
 // TestFreeSpaceReserve: the log and the database share a file system that
 // fills up. Writes are refused (ErrStalled) once its free space falls
 // below the reserve, before either the log or the database runs out, so
@@ -147,7 +131,7 @@ func mountTmpfs(t *testing.T, dir string, size int64) {
 // when space is freed.
 func TestFreeSpaceReserve(t *testing.T) {
 	dir := t.TempDir()
-	mountTmpfs(t, dir, 24<<20)
+	mounttest.Tmpfs(t, dir, 24<<20, false)
 	opts := testLayout(dir)
 	opts.Logger = testLogger(t)
 	opts.MinFreeSpace = 8 << 20
@@ -210,7 +194,7 @@ func TestFreeSpaceReserve(t *testing.T) {
 // would refuse changes.
 func TestCheckReportsFreeSpace(t *testing.T) {
 	dir := t.TempDir()
-	mountTmpfs(t, dir, 20<<20)
+	mounttest.Tmpfs(t, dir, 20<<20, false)
 	opts := testLayout(dir)
 	opts.MinFreeSpace = 4 << 20
 	d := createDB(t, opts)
@@ -247,7 +231,7 @@ func TestCheckReportsFreeSpace(t *testing.T) {
 func TestLogDiskFull(t *testing.T) {
 	opts := testOptions(t)
 	opts.MinFreeSpace = -1
-	mountTmpfs(t, opts.LogDir, 2<<20)
+	mounttest.Tmpfs(t, opts.LogDir, 2<<20, false)
 	filler := filepath.Join(opts.LogDir, "filler")
 	if err := os.WriteFile(filler, make([]byte, 1<<20), 0o600); err != nil {
 		t.Fatal(err)

@@ -10,8 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
+
+	"github.com/certsrv/certsrv/internal/mounttest"
 )
 
 // TestFullFileSystemDropsWhatIsNotDurable appends from four goroutines to
@@ -29,14 +30,7 @@ func TestFullFileSystemDropsWhatIsNotDurable(t *testing.T) {
 
 func testFullFileSystem(t *testing.T, seg int64) {
 	disk := t.TempDir()
-	if err := syscall.Mount("tmpfs", disk, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", 2<<20)); err != nil {
-		t.Skipf("cannot mount a tmpfs for the test: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(disk, 0); err != nil {
-			t.Errorf("unmount %s: %v", disk, err)
-		}
-	})
+	mounttest.Tmpfs(t, disk, 2<<20, false)
 	dir := filepath.Join(disk, "log")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
