@@ -82,18 +82,7 @@ func TestDiskFullStallsAndResumes(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r, _, err := d.Enroll(ctx, testRequest("after"), testCert("after"))
-		if err == nil {
-			acked = append(acked, r.ID)
-			break
-		}
-		if !errors.Is(err, ErrStalled) || time.Now().After(deadline) {
-			t.Fatalf("after space was freed: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	acked = append(acked, enrollOnceWritable(t, d, 30*time.Second).ID)
 	if d.Stalled() != nil {
 		t.Fatalf("still stalled after a write succeeded: %v", d.Stalled())
 	}
@@ -107,18 +96,7 @@ func TestDiskFullStallsAndResumes(t *testing.T) {
 	if err != nil || n.Requests != int64(len(acked)) {
 		t.Fatalf("counts %+v, %v; want %d requests, the acknowledged ones", n, err, len(acked))
 	}
-	before, err := d.Dump(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Close(); err != nil {
-		t.Fatal(err)
-	}
-	d = openDB(t, opts)
-	after, err := d.Dump(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	before, after := dumpAcrossReopen(t, d, opts)
 	if !deepEqual(before.Requests, after.Requests) || before.Meta.AppliedLSN != after.Meta.AppliedLSN {
 		t.Fatalf("reopened database differs: applied LSN %d, then %d", before.Meta.AppliedLSN, after.Meta.AppliedLSN)
 	}
@@ -141,15 +119,7 @@ func TestFreeSpaceReserve(t *testing.T) {
 	}
 	ctx := context.Background()
 	d := createDB(t, opts)
-	var acked []int64
-	var err error
-	for i := 0; i < 200000; i++ {
-		var r Request
-		if r, _, err = d.Enroll(ctx, testRequest(fmt.Sprint("r", i)), testCert(fmt.Sprint("r", i))); err != nil {
-			break
-		}
-		acked = append(acked, r.ID)
-	}
+	acked, err := enrollUntilRefused(t, d, 200000)
 	if !errors.Is(err, ErrStalled) || errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "below the reserve of 8.0 MiB") {
 		t.Fatalf("writes stopped with %v, want ErrStalled naming the reserve", err)
 	}
@@ -170,20 +140,9 @@ func TestFreeSpaceReserve(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r, _, err := d.Enroll(ctx, testRequest("after"), testCert("after"))
-		if err == nil {
-			// Refused writes took no request ID.
-			if r.ID != acked[len(acked)-1]+1 {
-				t.Errorf("request ID after the refusals %d, want %d", r.ID, acked[len(acked)-1]+1)
-			}
-			break
-		}
-		if !errors.Is(err, ErrStalled) || time.Now().After(deadline) {
-			t.Fatalf("after space was freed: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	// Refused writes took no request ID.
+	if r := enrollOnceWritable(t, d, 10*time.Second); r.ID != acked[len(acked)-1]+1 {
+		t.Errorf("request ID after the refusals %d, want %d", r.ID, acked[len(acked)-1]+1)
 	}
 	if d.Stalled() != nil {
 		t.Fatalf("still refusing writes: %v", d.Stalled())
@@ -238,15 +197,7 @@ func TestLogDiskFull(t *testing.T) {
 	}
 	ctx := context.Background()
 	d := createDB(t, opts)
-	var acked []int64
-	var err error
-	for i := 0; i < 100000; i++ {
-		var r Request
-		if r, _, err = d.Enroll(ctx, testRequest(fmt.Sprint("l", i)), testCert(fmt.Sprint("l", i))); err != nil {
-			break
-		}
-		acked = append(acked, r.ID)
-	}
+	acked, err := enrollUntilRefused(t, d, 100000)
 	if !errors.Is(err, ErrStalled) || errors.Is(err, ErrFailed) || d.Failed() != nil {
 		t.Fatalf("writes stopped with %v (failed: %v), want ErrStalled", err, d.Failed())
 	}
@@ -258,19 +209,60 @@ func TestLogDiskFull(t *testing.T) {
 		t.Fatalf("a write after space was freed: %v", err)
 	}
 	acked = append(acked, r.ID)
-	before, err := d.Dump(ctx)
+	before, after := dumpAcrossReopen(t, d, opts)
+	if len(after.Requests) != len(acked) || !deepEqual(before.Requests, after.Requests) {
+		t.Fatalf("reopened: %d requests (%d before), want the %d acknowledged", len(after.Requests), len(before.Requests), len(acked))
+	}
+}
+
+// enrollUntilRefused enrolls one request after another, at most n, until
+// one fails; it returns the IDs acknowledged and the error that stopped
+// it (nil if none did).
+func enrollUntilRefused(t *testing.T, d *DB, n int) ([]int64, error) {
+	t.Helper()
+	var acked []int64
+	for i := range n {
+		r, _, err := d.Enroll(context.Background(), testRequest(fmt.Sprint("r", i)), testCert(fmt.Sprint("r", i)))
+		if err != nil {
+			return acked, err
+		}
+		acked = append(acked, r.ID)
+	}
+	return acked, nil
+}
+
+// enrollOnceWritable enrolls a request, retrying while the database
+// refuses writes with ErrStalled, for at most wait; any other error, or
+// wait passing, fails the test.
+func enrollOnceWritable(t *testing.T, d *DB, wait time.Duration) Request {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		r, _, err := d.Enroll(context.Background(), testRequest("after"), testCert("after"))
+		if err == nil {
+			return r
+		}
+		if !errors.Is(err, ErrStalled) || time.Now().After(deadline) {
+			t.Fatalf("after space was freed: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// dumpAcrossReopen dumps d, closes it, reopens the database of opts and
+// dumps it again.
+func dumpAcrossReopen(t *testing.T, d *DB, opts Options) (before, after *Dump) {
+	t.Helper()
+	before, err := d.Dump(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	d = openDB(t, opts)
-	after, err := d.Dump(ctx)
+	after, err = openDB(t, opts).Dump(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(after.Requests) != len(acked) || !deepEqual(before.Requests, after.Requests) {
-		t.Fatalf("reopened: %d requests (%d before), want the %d acknowledged", len(after.Requests), len(before.Requests), len(acked))
-	}
+	return before, after
 }
