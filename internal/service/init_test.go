@@ -247,8 +247,9 @@ func subordinateCert(t *testing.T, parent *x509.Certificate, parentKey any, name
 	return subordinateCertFor(t, parent, parentKey, name, pub, isCA, time.Now().Add(-time.Hour), time.Now().Add(365*24*time.Hour))
 }
 
-// subordinateCertFor is subordinateCert with a given validity.
-func subordinateCertFor(t *testing.T, parent *x509.Certificate, parentKey any, name string, pub any, isCA bool, notBefore, notAfter time.Time) *x509.Certificate {
+// subordinateCertFor is subordinateCert with a given validity; edits
+// change the template before it is signed.
+func subordinateCertFor(t *testing.T, parent *x509.Certificate, parentKey any, name string, pub any, isCA bool, notBefore, notAfter time.Time, edits ...func(*x509.Certificate)) *x509.Certificate {
 	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(time.Now().UnixNano()),
@@ -258,6 +259,9 @@ func subordinateCertFor(t *testing.T, parent *x509.Certificate, parentKey any, n
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		IsCA:                  isCA,
+	}
+	for _, edit := range edits {
+		edit(tmpl)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, parentKey)
 	if err != nil {
@@ -272,15 +276,7 @@ func TestInitSubordinate(t *testing.T) {
 	if _, err := os.Stat(dir.CACertPath()); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("subordinate has a CA certificate before install")
 	}
-	csrPEM, err := os.ReadFile(dir.CSRPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode(csrPEM)
-	csr, err := x509.ParseCertificateRequest(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
+	csr := subordinateCSR(t, dir)
 	if csr.Subject.CommonName != "Sub CA" {
 		t.Errorf("request subject %q", csr.Subject)
 	}
@@ -365,32 +361,17 @@ func TestInitSubordinate(t *testing.T) {
 func TestSubordinateNameConstraints(t *testing.T) {
 	ctx := context.Background()
 	dir := initDir(t, func(o *InitOptions) { o.Name = "Sub CA"; o.Subordinate = true }, pendingProfiles())
-	csrPEM, err := os.ReadFile(dir.CSRPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode(csrPEM)
-	csr, err := x509.ParseCertificateRequest(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
+	csr := subordinateCSR(t, dir)
 	rootKey := testKey(t, ca.KeyECDSAP256, 7)
 	root, err := ca.NewRoot("Parent Root", rootKey, 24*time.Hour*365, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "Sub CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true, IsCA: true,
-		PermittedDNSDomainsCritical: true, PermittedDNSDomains: []string{"example.test"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, root, csr.PublicKey, rootKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := InstallCert(ctx, dir, der, ca.EncodeCertsPEM(root)); err != nil {
+	constrained := subordinateCertFor(t, root, rootKey, "Sub CA", csr.PublicKey, true, time.Now().Add(-time.Hour), time.Now().Add(365*24*time.Hour),
+		func(c *x509.Certificate) {
+			c.PermittedDNSDomainsCritical, c.PermittedDNSDomains = true, []string{"example.test"}
+		})
+	if err := InstallCert(ctx, dir, constrained.Raw, ca.EncodeCertsPEM(root)); err != nil {
 		t.Fatal(err)
 	}
 	c := openCA(t, dir)
@@ -409,4 +390,23 @@ func TestSubordinateNameConstraints(t *testing.T) {
 			t.Errorf("profile %s: a name inside the constraints: %v", profile, err)
 		}
 	}
+}
+
+// subordinateCSR reads and parses the request init wrote for a
+// subordinate CA in dir.
+func subordinateCSR(t *testing.T, dir datadir.Dir) *x509.CertificateRequest {
+	t.Helper()
+	csrPEM, err := os.ReadFile(dir.CSRPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(csrPEM)
+	if block == nil {
+		t.Fatalf("%s holds no PEM block", dir.CSRPath())
+	}
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return csr
 }
