@@ -16,6 +16,7 @@ import (
 
 	"github.com/certsrv/certsrv/certadm"
 	"github.com/certsrv/certsrv/certadm/internal/wiretest"
+	"github.com/certsrv/certsrv/internal/testserver"
 )
 
 // issue submits n fresh requests, so the log has records to back up.
@@ -33,6 +34,22 @@ func issue(t *testing.T, c *certadm.Client, prefix string, n int) []*certadm.Req
 		out = append(out, r)
 	}
 	return out
+}
+
+// serverWithRecords starts a server, dials it with its admin credential
+// (closed when the test ends) and issues n certificates, so the log has
+// records to back up.
+func serverWithRecords(t *testing.T, prefix string, n int) (*testserver.Server, certadm.Option, *certadm.Client) {
+	t.Helper()
+	srv := startServer(t)
+	opt := certadm.WithCredentials(srv.CredsDir)
+	c, err := certadm.Dial(context.Background(), srv.Addr, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	issue(t, c, prefix, n)
+	return srv, opt, c
 }
 
 // copyFiles reads every file of the session into dir and checks that each
@@ -69,15 +86,8 @@ func copyFiles(t *testing.T, b *certadm.BackupContext, files []certadm.File, dir
 }
 
 func TestRealFullThenIncrementalBackup(t *testing.T) {
-	srv := startServer(t)
+	srv, opt, c := serverWithRecords(t, "full-", 5)
 	ctx := context.Background()
-	opt := certadm.WithCredentials(srv.CredsDir)
-	c, err := certadm.Dial(ctx, srv.Addr, opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	issue(t, c, "full-", 5)
 
 	online, err := certadm.IsServerOnline(ctx, srv.Addr, opt)
 	if err != nil || !online {
@@ -384,15 +394,8 @@ func logCount(t *testing.T, dir string) int {
 // has not copied it: TruncateLogs is refused and deletes nothing, End
 // records nothing. This holds for the database and for a log.
 func TestRealPartlyReadSmallFileIsNotCopied(t *testing.T) {
-	srv := startServer(t)
+	srv, opt, _ := serverWithRecords(t, "partial", 3)
 	ctx := context.Background()
-	opt := certadm.WithCredentials(srv.CredsDir)
-	c, err := certadm.Dial(ctx, srv.Addr, opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	issue(t, c, "partial", 3)
 	for _, which := range []string{"database", "log"} {
 		b, dbs, logs := fullSession(t, srv.Addr, opt)
 		files := append(dbs, logs...)
@@ -423,7 +426,7 @@ func TestRealPartlyReadSmallFileIsNotCopied(t *testing.T) {
 			}
 		}
 		before := logCount(t, srv.Dir.LogDir())
-		_, err = b.TruncateLogs(ctx)
+		_, err := b.TruncateLogs(ctx)
 		if !errors.Is(err, certadm.ErrInvalidBackupSequence) || !strings.Contains(err.Error(), short) {
 			t.Fatalf("%s kept 1 byte: TruncateLogs = %v, want the invalid-sequence error naming %s", which, err, short)
 		}
@@ -434,7 +437,7 @@ func TestRealPartlyReadSmallFileIsNotCopied(t *testing.T) {
 			t.Fatalf("%s kept 1 byte: End = %v, recorded %v", which, err, b.Recorded())
 		}
 	}
-	_, err = certadm.BackupPrepare(ctx, srv.Addr, certadm.BackupLogsOnly, opt)
+	_, err := certadm.BackupPrepare(ctx, srv.Addr, certadm.BackupLogsOnly, opt)
 	if !errors.Is(err, certadm.ErrFullBackupNotTaken) {
 		t.Fatalf("a backup was recorded after partial reads: logs-only prepare = %v", err)
 	}
@@ -444,15 +447,8 @@ func TestRealPartlyReadSmallFileIsNotCopied(t *testing.T) {
 // before it deletes, so an Abort after it leaves the backup recorded and
 // the next logs-only backup continues the chain without a gap.
 func TestRealAbortAfterTruncateKeepsTheChain(t *testing.T) {
-	srv := startServer(t)
+	srv, opt, c := serverWithRecords(t, "trunc", 2)
 	ctx := context.Background()
-	opt := certadm.WithCredentials(srv.CredsDir)
-	c, err := certadm.Dial(ctx, srv.Addr, opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	issue(t, c, "trunc", 2)
 	b, dbs, logs := fullSession(t, srv.Addr, opt)
 	copyFiles(t, b, append(dbs, logs...), t.TempDir(), 0)
 	res, err := b.TruncateLogs(ctx)
