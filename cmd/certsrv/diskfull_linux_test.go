@@ -16,7 +16,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/certsrv/certsrv/internal/mounttest"
-	"github.com/certsrv/certsrv/internal/testserver"
 	certsrvv1 "github.com/certsrv/certsrv/proto/certsrv/v1"
 )
 
@@ -36,11 +35,7 @@ func TestServeOnAFillingDisk(t *testing.T) {
 	}
 	d := startServe(t, "--data", data)
 	creds := filepath.Join(data, "admin")
-	conn, err := testserver.Dial(d.admin, creds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialServer(t, d.admin, creds)
 	admin := certsrvv1.NewAdminClient(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -65,7 +60,7 @@ func TestServeOnAFillingDisk(t *testing.T) {
 	if err := os.WriteFile(filler, make([]byte, int64(st.Bavail)*int64(st.Bsize)-(512<<10)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err = submit("refused.example.test")
+	err := submit("refused.example.test")
 	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "disk full") || !strings.Contains(err.Error(), "below the reserve") {
 		t.Fatalf("a submission on a full disk: %v, want ResourceExhausted (ERROR_DISK_FULL) naming the reserve", err)
 	}

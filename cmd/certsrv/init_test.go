@@ -20,7 +20,6 @@ import (
 	"github.com/certsrv/certsrv/certadm"
 	"github.com/certsrv/certsrv/internal/ca"
 	"github.com/certsrv/certsrv/internal/datadir"
-	"github.com/certsrv/certsrv/internal/testserver"
 )
 
 // TestInit creates a CA with every flag, checks what it prints and
@@ -143,11 +142,7 @@ func TestSubordinateInstallCertAndKeyRestore(t *testing.T) {
 	if resp := ping(t, d.admin, creds); resp.CaName != "Sub CA" {
 		t.Fatalf("Ping = %+v", resp)
 	}
-	conn, err := testserver.Dial(d.admin, creds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialServer(t, d.admin, creds)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cac, err := certsrvv1.NewAdminClient(conn).GetCACertificate(ctx, &certsrvv1.GetCACertificateRequest{})
@@ -188,11 +183,7 @@ func TestSubordinateInstallCertAndKeyRestore(t *testing.T) {
 	// The restored key still signs for the installed certificate: the CA
 	// starts and issues a certificate that verifies against it.
 	d2 := startServe(t, "--data", sub, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
-	conn2, err := testserver.Dial(d2.admin, creds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn2.Close()
+	conn2 := dialServer(t, d2.admin, creds)
 	csr := opensslCSR(t, tmp, "www.example.test")
 	r, err := certsrvv1.NewAdminClient(conn2).Submit(ctx, &certsrvv1.SubmitRequest{Csr: csr})
 	if err != nil {

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
 	certsrvv1 "github.com/certsrv/certsrv/proto/certsrv/v1"
 
 	"github.com/certsrv/certsrv/internal/testserver"
@@ -153,14 +155,22 @@ func (d *daemon) stop(t *testing.T) int {
 	return d.exitState.ExitCode()
 }
 
-// ping calls Ping with the credential in creds at addr.
-func ping(t *testing.T, addr, creds string) *certsrvv1.PingResponse {
+// dialServer connects to the admin API at addr with the credential in
+// creds; the connection is closed when the test ends.
+func dialServer(t *testing.T, addr, creds string) *grpc.ClientConn {
 	t.Helper()
 	conn, err := testserver.Dial(addr, creds)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// ping calls Ping with the credential in creds at addr.
+func ping(t *testing.T, addr, creds string) *certsrvv1.PingResponse {
+	t.Helper()
+	conn := dialServer(t, addr, creds)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	resp, err := certsrvv1.NewAdminClient(conn).Ping(ctx, &certsrvv1.PingRequest{})
@@ -215,11 +225,7 @@ func TestServeFirstStartLockAndSIGTERM(t *testing.T) {
 func TestServeBackupAndServerControl(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	d := startServe(t, "--data", data, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
-	conn, err := testserver.Dial(d.admin, filepath.Join(data, "admin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialServer(t, d.admin, filepath.Join(data, "admin"))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	bc := certsrvv1.NewBackupClient(conn)
@@ -311,11 +317,7 @@ func TestServeDynamicFilesFollowTheBoundAddress(t *testing.T) {
 	}
 	d := startServe(t, "--data", data, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
 	defer d.stop(t)
-	conn, err := testserver.Dial(d.admin, filepath.Join(data, "admin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialServer(t, d.admin, filepath.Join(data, "admin"))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	bc := certsrvv1.NewBackupClient(conn)

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certsrv/certsrv/internal/testserver"
 	certsrvv1 "github.com/certsrv/certsrv/proto/certsrv/v1"
 )
 
@@ -42,20 +41,13 @@ func TestServeChecksThePages(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	submit := func(addr, host string) error {
-		conn, err := testserver.Dial(addr, creds)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		_, err = certsrvv1.NewAdminClient(conn).Submit(ctx, &certsrvv1.SubmitRequest{Csr: csr(host)})
+		conn := dialServer(t, addr, creds)
+		_, err := certsrvv1.NewAdminClient(conn).Submit(ctx, &certsrvv1.SubmitRequest{Csr: csr(host)})
 		return err
 	}
 
 	d := startServe(t, "--data", data)
-	conn, err := testserver.Dial(d.admin, creds)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := dialServer(t, d.admin, creds)
 	admin := certsrvv1.NewAdminClient(conn)
 	for i := range 300 {
 		if _, err := admin.Submit(ctx, &certsrvv1.SubmitRequest{Csr: csr(fmt.Sprintf("h%d.example.test", i))}); err != nil {
