@@ -205,8 +205,8 @@ func TestApplyFailureFailsDatabase(t *testing.T) {
 	if _, err := d.Request(ctx, req.ID); !errors.Is(err, ErrFailed) {
 		t.Fatalf("read after apply failure: %v", err)
 	}
-	if err := d.Failed(); !errors.Is(err, ErrFailed) || !errors.Is(err, ErrNotPending) || d.Stalled() != nil {
-		t.Fatalf("Failed() = %v, Stalled() = %v after an apply failure", err, d.Stalled())
+	if err := d.failure(); !errors.Is(err, ErrFailed) || !errors.Is(err, ErrNotPending) || d.Stalled() != nil {
+		t.Fatalf("failure() = %v, Stalled() = %v after an apply failure", err, d.Stalled())
 	}
 	d.Close()
 	_, err = Open(ctx, opts)

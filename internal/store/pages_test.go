@@ -47,8 +47,8 @@ func TestCheckPagesFailsADamagedDatabase(t *testing.T) {
 	if !errors.Is(err, ErrIntegrity) || !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "certsrv restore") {
 		t.Fatalf("damaged page %d of %d: %v, want ErrIntegrity and ErrFailed naming the restore", page, pages, err)
 	}
-	if !errors.Is(d.Failed(), ErrIntegrity) {
-		t.Errorf("Failed() = %v", d.Failed())
+	if !errors.Is(d.failure(), ErrIntegrity) {
+		t.Errorf("failure() = %v", d.failure())
 	}
 	if _, err := d.SubmitRequest(ctx, testRequest("after")); !errors.Is(err, ErrFailed) {
 		t.Errorf("a write after the damage was found: %v", err)

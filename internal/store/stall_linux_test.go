@@ -198,8 +198,8 @@ func TestLogDiskFull(t *testing.T) {
 	ctx := context.Background()
 	d := createDB(t, opts)
 	acked, err := enrollUntilRefused(t, d, 100000)
-	if !errors.Is(err, ErrStalled) || errors.Is(err, ErrFailed) || d.Failed() != nil {
-		t.Fatalf("writes stopped with %v (failed: %v), want ErrStalled", err, d.Failed())
+	if !errors.Is(err, ErrStalled) || errors.Is(err, ErrFailed) || d.failure() != nil {
+		t.Fatalf("writes stopped with %v (failed: %v), want ErrStalled", err, d.failure())
 	}
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)

@@ -500,11 +500,6 @@ func (d *DB) fail(cause error) {
 	}
 }
 
-// Failed returns, once the database has failed (ErrFailed), the error
-// every call gets; nil while it works. Only reopening it (a restart of the
-// CA) runs the recovery that clears it.
-func (d *DB) Failed() error { return d.failure() }
-
 // failure returns the error calls get once the database failed, or nil.
 func (d *DB) failure() error {
 	d.stateMu.Lock()
