@@ -37,6 +37,9 @@ func (d *DB) commit(ctx context.Context, o op) (uint64, error) {
 	if err := d.writableFor(t); err != nil {
 		return 0, err
 	}
+	if nr, ok := o.(newRequest); ok {
+		nr.setID(d.nextID.Add(1))
+	}
 	lsn, err := d.log.Append(ctx, t, encodeOp(o))
 	if err != nil {
 		err = fmt.Errorf("append %s record: %w", TypeName(t), err)

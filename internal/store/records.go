@@ -142,6 +142,15 @@ type needFullOp struct{ On bool }
 
 type noopOp struct{ Data []byte }
 
+// newRequest is implemented by the records that create a request: commit
+// gives them the next request ID once the write is admitted, so that a
+// refused write leaves no gap in the IDs.
+type newRequest interface{ setID(id int64) }
+
+func (o *submitOp) setID(id int64) { o.ID = id }
+func (o *enrollOp) setID(id int64) { o.Req.ID = id }
+func (o *importOp) setID(id int64) { o.RequestID = id }
+
 func (*submitOp) recordType() wal.RecordType          { return RecordSubmit }
 func (*issueOp) recordType() wal.RecordType           { return RecordIssue }
 func (*enrollOp) recordType() wal.RecordType          { return RecordEnroll }

@@ -163,13 +163,6 @@ func freeSpace(dir string, opt int64) (free, reserve int64, ok bool) {
 	return free, reserve, true
 }
 
-// writable returns the error a write gets now, if any (ErrStalled), after
-// reading the free space if it is due.
-func (d *DB) writable() error {
-	d.maybeCheckSpace()
-	return d.stalled()
-}
-
 // writableFor is writable for a record of type t. The reserve is there for
 // the records that keep the CA trustworthy and free space: a CRL (relying
 // parties must not be left with an expired one), a backup (whose

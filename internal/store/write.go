@@ -97,18 +97,16 @@ func newSubmitOp(id int64, r NewRequest, now time.Time) submitOp {
 }
 
 // SubmitRequest stores a new pending request and returns it with its ID.
-// IDs increase in the order they are handed out; a call that fails after
-// taking one leaves a gap.
+// IDs increase in the order they are handed out (by commit, once the
+// write is admitted); a call that fails after its record was refused by the
+// log leaves a gap, one refused before (ErrStalled) does not.
 func (d *DB) SubmitRequest(ctx context.Context, r NewRequest) (Request, error) {
 	done, err := d.begin()
 	if err != nil {
 		return Request{}, err
 	}
 	defer done()
-	if err := d.writable(); err != nil {
-		return Request{}, err // before taking an ID: no gap
-	}
-	o := newSubmitOp(d.nextID.Add(1), r, normTime(time.Now()))
+	o := newSubmitOp(0, r, normTime(time.Now())) // commit gives it its ID
 	lsn, err := d.commit(ctx, &o)
 	if err != nil {
 		return Request{}, err
@@ -166,11 +164,8 @@ func (d *DB) Enroll(ctx context.Context, r NewRequest, c NewCertificate) (Reques
 	if err := d.serialExists(ctx, c.Serial); err != nil {
 		return Request{}, Certificate{}, err
 	}
-	if err := d.writable(); err != nil {
-		return Request{}, Certificate{}, err // before taking an ID: no gap
-	}
 	now := normTime(time.Now())
-	o := enrollOp{Req: newSubmitOp(d.nextID.Add(1), r, now), Cert: certOf(c), Issued: now}
+	o := enrollOp{Req: newSubmitOp(0, r, now), Cert: certOf(c), Issued: now} // commit gives it its ID
 	lsn, err := d.commit(ctx, &o)
 	if err != nil {
 		return Request{}, Certificate{}, err
@@ -474,11 +469,8 @@ func (d *DB) ImportCertificate(ctx context.Context, c NewCertificate) (Request, 
 	if err := d.serialExists(ctx, c.Serial); err != nil {
 		return Request{}, err
 	}
-	if err := d.writable(); err != nil {
-		return Request{}, err // before taking an ID: no gap
-	}
 	now := normTime(time.Now())
-	o := importOp{RequestID: d.nextID.Add(1), Cert: certOf(c), At: now}
+	o := importOp{Cert: certOf(c), At: now} // commit gives it its ID
 	lsn, err := d.commit(ctx, &o)
 	if err != nil {
 		return Request{}, err
