@@ -27,7 +27,7 @@ func TestCheck(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "stop the CA") {
 		t.Fatalf("check while serving: exit %d\n%s", code, stderr)
 	}
-	if code := d.stop(t); code != 0 {
+	if code := d.Stop(t); code != 0 {
 		t.Fatalf("serve exit %d", code)
 	}
 

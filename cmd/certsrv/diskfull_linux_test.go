@@ -35,7 +35,7 @@ func TestServeOnAFillingDisk(t *testing.T) {
 	}
 	d := startServe(t, "--data", data)
 	creds := filepath.Join(data, "admin")
-	conn := dialServer(t, d.admin, creds)
+	conn := dialServer(t, d.Admin, creds)
 	admin := certsrvv1.NewAdminClient(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -47,7 +47,7 @@ func TestServeOnAFillingDisk(t *testing.T) {
 	if err := submit("before.example.test"); err != nil {
 		t.Fatal(err)
 	}
-	if p := ping(t, d.admin, creds); p.WritesRefused != "" {
+	if p := ping(t, d.Admin, creds); p.WritesRefused != "" {
 		t.Fatalf("writes refused with space to spare: %s", p.WritesRefused)
 	}
 
@@ -64,7 +64,7 @@ func TestServeOnAFillingDisk(t *testing.T) {
 	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "disk full") || !strings.Contains(err.Error(), "below the reserve") {
 		t.Fatalf("a submission on a full disk: %v, want ResourceExhausted (ERROR_DISK_FULL) naming the reserve", err)
 	}
-	if p := ping(t, d.admin, creds); !strings.Contains(p.WritesRefused, "below the reserve") || p.State != certsrvv1.ServerState_SERVER_STATE_ONLINE {
+	if p := ping(t, d.Admin, creds); !strings.Contains(p.WritesRefused, "below the reserve") || p.State != certsrvv1.ServerState_SERVER_STATE_ONLINE {
 		t.Errorf("Ping on a full disk: state %v, writes refused %q", p.State, p.WritesRefused)
 	}
 	list, err := admin.View(ctx, &certsrvv1.ViewRequest{})
@@ -89,10 +89,10 @@ func TestServeOnAFillingDisk(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if p := ping(t, d.admin, creds); p.WritesRefused != "" {
+	if p := ping(t, d.Admin, creds); p.WritesRefused != "" {
 		t.Errorf("writes still refused after space was freed: %s", p.WritesRefused)
 	}
-	if !strings.Contains(d.stderr.String(), "disk nearly full") {
-		t.Errorf("the server log does not say the disk was nearly full:\n%s", d.stderr)
+	if !strings.Contains(d.Stderr(), "disk nearly full") {
+		t.Errorf("the server log does not say the disk was nearly full:\n%s", d.Stderr())
 	}
 }

@@ -139,10 +139,10 @@ func TestSubordinateInstallCertAndKeyRestore(t *testing.T) {
 
 	d := startServe(t, "--data", sub, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
 	creds := filepath.Join(sub, "admin")
-	if resp := ping(t, d.admin, creds); resp.CaName != "Sub CA" {
+	if resp := ping(t, d.Admin, creds); resp.CaName != "Sub CA" {
 		t.Fatalf("Ping = %+v", resp)
 	}
-	conn := dialServer(t, d.admin, creds)
+	conn := dialServer(t, d.Admin, creds)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cac, err := certsrvv1.NewAdminClient(conn).GetCACertificate(ctx, &certsrvv1.GetCACertificateRequest{})
@@ -169,7 +169,7 @@ func TestSubordinateInstallCertAndKeyRestore(t *testing.T) {
 	if code, _, stderr := runCertsrv(t, "key", "restore", p12, "--password-file", pw, "--data", sub); code != 1 || !strings.Contains(stderr, "in use") {
 		t.Fatalf("key restore while serving: exit %d, %q", code, stderr)
 	}
-	if code := d.stop(t); code != 0 {
+	if code := d.Stop(t); code != 0 {
 		t.Fatalf("SIGTERM exit %d", code)
 	}
 	before, _ := os.ReadFile(filepath.Join(sub, "keys", "ca.key"))
@@ -183,7 +183,7 @@ func TestSubordinateInstallCertAndKeyRestore(t *testing.T) {
 	// The restored key still signs for the installed certificate: the CA
 	// starts and issues a certificate that verifies against it.
 	d2 := startServe(t, "--data", sub, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
-	conn2 := dialServer(t, d2.admin, creds)
+	conn2 := dialServer(t, d2.Admin, creds)
 	csr := opensslCSR(t, tmp, "www.example.test")
 	r, err := certsrvv1.NewAdminClient(conn2).Submit(ctx, &certsrvv1.SubmitRequest{Csr: csr})
 	if err != nil {
@@ -204,7 +204,7 @@ func TestSubordinateInstallCertAndKeyRestore(t *testing.T) {
 	if err := issued.CheckSignatureFrom(sc); err != nil {
 		t.Fatalf("certificate issued after the key restore: %v", err)
 	}
-	if code := d2.stop(t); code != 0 {
+	if code := d2.Stop(t); code != 0 {
 		t.Fatalf("SIGTERM exit %d", code)
 	}
 }

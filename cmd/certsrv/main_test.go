@@ -1,21 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +18,7 @@ import (
 
 	certsrvv1 "github.com/certsrv/certsrv/proto/certsrv/v1"
 
+	"github.com/certsrv/certsrv/internal/servetest"
 	"github.com/certsrv/certsrv/internal/testserver"
 )
 
@@ -65,94 +61,13 @@ func runCertsrv(t *testing.T, args ...string) (int, string, string) {
 }
 
 // daemon is a running certsrv serve.
-type daemon struct {
-	cmd       *exec.Cmd
-	admin     string // admin API address
-	http      string // publication endpoint address
-	stderr    *syncBuffer
-	exited    chan struct{}
-	exitState *os.ProcessState
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) WriteString(s string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.WriteString(s)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-var listeningRE = regexp.MustCompile(`^listening on (\S+) \(admin\) (\S+) \(http\)$`)
+type daemon = servetest.Process
 
 // startServe starts certsrv serve with args and waits for its "listening
 // on" line. The process is killed when the test ends if it still runs.
 func startServe(t *testing.T, args ...string) *daemon {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
-	pr, pw := io.Pipe()
-	d := &daemon{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	cmd.Stderr = pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		cmd.Wait()
-		d.exitState = cmd.ProcessState
-		pw.Close()
-		close(d.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-d.exited:
-		default:
-			cmd.Process.Kill()
-			<-d.exited
-		}
-	})
-	found := make(chan [2]string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			line := sc.Text()
-			d.stderr.WriteString(line + "\n")
-			if m := listeningRE.FindStringSubmatch(line); m != nil {
-				found <- [2]string{m[1], m[2]}
-			}
-		}
-	}()
-	select {
-	case addrs := <-found:
-		d.admin, d.http = addrs[0], addrs[1]
-	case <-d.exited:
-		t.Fatalf("certsrv serve exited early: %v\n%s", d.exitState, d.stderr)
-	case <-time.After(60 * time.Second):
-		t.Fatalf("certsrv serve did not report its addresses\n%s", d.stderr)
-	}
-	return d
-}
-
-// stop sends SIGTERM and returns the exit status.
-func (d *daemon) stop(t *testing.T) int {
-	t.Helper()
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-d.exited:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("certsrv serve did not stop after SIGTERM\n%s", d.stderr)
-	}
-	return d.exitState.ExitCode()
+	return servetest.Start(t, binary, args...)
 }
 
 // dialServer connects to the admin API at addr with the credential in
@@ -187,12 +102,12 @@ func ping(t *testing.T, addr, creds string) *certsrvv1.PingResponse {
 func TestServeFirstStartLockAndSIGTERM(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	d := startServe(t, "--data", data, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
-	if !strings.Contains(d.stderr.String(), "initialized a new CA") {
-		t.Fatalf("first start did not say it initialized the CA:\n%s", d.stderr)
+	if !strings.Contains(d.Stderr(), "initialized a new CA") {
+		t.Fatalf("first start did not say it initialized the CA:\n%s", d.Stderr())
 	}
 	recorded, err := os.ReadFile(filepath.Join(data, "admin", "server"))
-	if err != nil || strings.TrimSpace(string(recorded)) != d.admin {
-		t.Fatalf("admin/server = %q (%v), want %s", recorded, err, d.admin)
+	if err != nil || strings.TrimSpace(string(recorded)) != d.Admin {
+		t.Fatalf("admin/server = %q (%v), want %s", recorded, err, d.Admin)
 	}
 	resp := ping(t, strings.TrimSpace(string(recorded)), filepath.Join(data, "admin"))
 	if resp.State != certsrvv1.ServerState_SERVER_STATE_ONLINE || resp.CaName != "certsrv CA" || resp.Principal != "admin" {
@@ -203,18 +118,18 @@ func TestServeFirstStartLockAndSIGTERM(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "in use by another certsrv process") {
 		t.Fatalf("second serve: exit %d, stderr %q; want 1 and a message about the lock", code, stderr)
 	}
-	if code := d.stop(t); code != 0 {
-		t.Fatalf("exit status after SIGTERM = %d, want 0\n%s", code, d.stderr)
+	if code := d.Stop(t); code != 0 {
+		t.Fatalf("exit status after SIGTERM = %d, want 0\n%s", code, d.Stderr())
 	}
 
 	d2 := startServe(t, "--data", data, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
-	if strings.Contains(d2.stderr.String(), "initialized a new CA") {
+	if strings.Contains(d2.Stderr(), "initialized a new CA") {
 		t.Fatal("second start initialized the CA again")
 	}
-	if resp := ping(t, d2.admin, filepath.Join(data, "admin")); resp.CaName != "certsrv CA" {
+	if resp := ping(t, d2.Admin, filepath.Join(data, "admin")); resp.CaName != "certsrv CA" {
 		t.Fatalf("Ping after restart = %+v", resp)
 	}
-	if code := d2.stop(t); code != 0 {
+	if code := d2.Stop(t); code != 0 {
 		t.Fatalf("exit status after SIGTERM = %d, want 0", code)
 	}
 }
@@ -225,7 +140,7 @@ func TestServeFirstStartLockAndSIGTERM(t *testing.T) {
 func TestServeBackupAndServerControl(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	d := startServe(t, "--data", data, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
-	conn := dialServer(t, d.admin, filepath.Join(data, "admin"))
+	conn := dialServer(t, d.Admin, filepath.Join(data, "admin"))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	bc := certsrvv1.NewBackupClient(conn)
@@ -244,12 +159,12 @@ func TestServeBackupAndServerControl(t *testing.T) {
 		t.Fatalf("ServerControl: %v", err)
 	}
 	select {
-	case <-d.exited:
+	case <-d.Exited():
 	case <-time.After(30 * time.Second):
-		t.Fatalf("certsrv serve still runs after ServerControl\n%s", d.stderr)
+		t.Fatalf("certsrv serve still runs after ServerControl\n%s", d.Stderr())
 	}
-	if code := d.exitState.ExitCode(); code != 0 {
-		t.Fatalf("exit status after ServerControl = %d, want 0\n%s", code, d.stderr)
+	if code := d.ExitState().ExitCode(); code != 0 {
+		t.Fatalf("exit status after ServerControl = %d, want 0\n%s", code, d.Stderr())
 	}
 }
 
@@ -316,8 +231,8 @@ func TestServeDynamicFilesFollowTheBoundAddress(t *testing.T) {
 		t.Fatalf("init: exit %d\n%s", code, stderr)
 	}
 	d := startServe(t, "--data", data, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
-	defer d.stop(t)
-	conn := dialServer(t, d.admin, filepath.Join(data, "admin"))
+	defer d.Stop(t)
+	conn := dialServer(t, d.Admin, filepath.Join(data, "admin"))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	bc := certsrvv1.NewBackupClient(conn)
@@ -331,8 +246,8 @@ func TestServeDynamicFilesFollowTheBoundAddress(t *testing.T) {
 		t.Fatalf("GetDynamicFiles: %v, %v", list, err)
 	}
 	for _, f := range list.GetFiles() {
-		if !strings.HasPrefix(f.GetUrl(), "http://"+d.http+"/CertEnroll/") {
-			t.Fatalf("dynamic file URL %q does not name this run's publication endpoint %s", f.GetUrl(), d.http)
+		if !strings.HasPrefix(f.GetUrl(), "http://"+d.HTTP+"/CertEnroll/") {
+			t.Fatalf("dynamic file URL %q does not name this run's publication endpoint %s", f.GetUrl(), d.HTTP)
 		}
 		resp, err := http.Get(f.GetUrl())
 		if err != nil {

@@ -47,7 +47,7 @@ func TestServeChecksThePages(t *testing.T) {
 	}
 
 	d := startServe(t, "--data", data)
-	conn := dialServer(t, d.admin, creds)
+	conn := dialServer(t, d.Admin, creds)
 	admin := certsrvv1.NewAdminClient(conn)
 	for i := range 300 {
 		if _, err := admin.Submit(ctx, &certsrvv1.SubmitRequest{Csr: csr(fmt.Sprintf("h%d.example.test", i))}); err != nil {
@@ -55,8 +55,8 @@ func TestServeChecksThePages(t *testing.T) {
 		}
 	}
 	conn.Close()
-	waitLog(t, d, "database pages checked: ok")
-	if code := d.stop(t); code != 0 {
+	d.WaitLog(t, "database pages checked: ok", 30*time.Second)
+	if code := d.Stop(t); code != 0 {
 		t.Fatalf("stop: exit %d", code)
 	}
 
@@ -73,25 +73,13 @@ func TestServeChecksThePages(t *testing.T) {
 		t.Fatal(err)
 	}
 	d = startServe(t, "--data", data)
-	waitLog(t, d, "database damaged")
-	if !strings.Contains(d.stderr.String(), "certsrv restore") {
-		t.Errorf("the log does not say how to restore:\n%s", d.stderr)
+	d.WaitLog(t, "database damaged", 30*time.Second)
+	if !strings.Contains(d.Stderr(), "certsrv restore") {
+		t.Errorf("the log does not say how to restore:\n%s", d.Stderr())
 	}
 	// Every call, Ping included, now fails saying what to do.
-	err = submit(d.admin, "after.example.test")
+	err = submit(d.Admin, "after.example.test")
 	if err == nil || !strings.Contains(err.Error(), "damaged") || !strings.Contains(err.Error(), "certsrv restore") {
 		t.Errorf("a request after the damage was found: %v", err)
-	}
-}
-
-// waitLog waits until the server's log holds want.
-func waitLog(t *testing.T, d *daemon, want string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(d.stderr.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the server log never said %q:\n%s", want, d.stderr)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -45,11 +45,11 @@ func TestRestoreNoCatchUpSaysSo(t *testing.T) {
 	}
 	d := startServe(t, "--data", data, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
 	set := filepath.Join(tmp, "set")
-	cmd := exec.Command(certadmBinary(t), "--server", d.admin, "--creds", filepath.Join(data, "admin"), "backup", set)
+	cmd := exec.Command(certadmBinary(t), "--server", d.Admin, "--creds", filepath.Join(data, "admin"), "backup", set)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("certadm backup: %v\n%s", err, out)
 	}
-	if code := d.stop(t); code != 0 {
+	if code := d.Stop(t); code != 0 {
 		t.Fatalf("serve exit %d", code)
 	}
 	code, stdout, stderr := runCertsrv(t, "restore", set, "--data", data, "--force", "--no-catchup", "--recover-now")

@@ -94,7 +94,8 @@ func BenchmarkFullBackupServe(b *testing.B) {
 			if err := s.Stop(); err != nil {
 				b.Fatal(err)
 			}
-			addr, pid := startServeProcess(b, s.Dir.Root)
+			srv := startServeProcess(b, s.Dir.Root)
+			addr, pid := srv.Admin, srv.Pid()
 			fullBackupRounds(b, s.Dir.DBPath(caName), func(ctx context.Context, set string) (time.Duration, time.Duration, error) {
 				cpu0 := pidCPU(b, pid)
 				cmd := exec.CommandContext(ctx, certadmBin, "--server", addr, "--creds", s.CredsDir, "backup", set)

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -23,6 +22,7 @@ import (
 	"github.com/certsrv/certsrv/internal/datadir"
 	"github.com/certsrv/certsrv/internal/fsutil"
 	"github.com/certsrv/certsrv/internal/server"
+	"github.com/certsrv/certsrv/internal/servetest"
 	"github.com/certsrv/certsrv/internal/service"
 )
 
@@ -252,71 +252,15 @@ func copyAndSync(dst, src string) (int64, error) {
 }
 
 // startServeProcess runs `certsrv serve` on the data directory root, on
-// free loopback ports, and returns its admin address and process ID once
-// it listens and has checked the database's pages (which reads the whole
-// file once after the start). It is stopped with SIGTERM when the
-// benchmark or test ends.
-func startServeProcess(tb testing.TB, root string) (addr string, pid int) {
+// free loopback ports, and returns it once it listens and has checked the
+// database's pages (which reads the whole file once after the start). It
+// is stopped when the benchmark or test ends.
+func startServeProcess(tb testing.TB, root string) *servetest.Process {
 	tb.Helper()
-	cmd := exec.Command(certsrvBinary(tb), "serve", "--data", root, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--log-level", "info")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	exited := make(chan struct{})
-	tb.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
-	found := make(chan string, 1)
-	checked := make(chan struct{})
-	var mu sync.Mutex
-	var out strings.Builder
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			mu.Lock()
-			out.WriteString(line + "\n")
-			mu.Unlock()
-			if f := strings.Fields(line); len(f) >= 3 && f[0] == "listening" && f[1] == "on" {
-				found <- f[2]
-			}
-			if strings.Contains(line, "database pages checked") {
-				close(checked)
-			}
-		}
-		cmd.Wait()
-		close(exited)
-	}()
-	output := func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		return out.String()
-	}
-	select {
-	case addr = <-found:
-	case <-exited:
-		tb.Fatalf("certsrv serve exited: %s", output())
-	case <-time.After(60 * time.Second):
-		tb.Fatalf("certsrv serve did not listen: %s", output())
-	}
-	select {
-	case <-checked:
-	case <-exited:
-		tb.Fatalf("certsrv serve exited: %s", output())
-	case <-time.After(60 * time.Second):
-		tb.Fatalf("certsrv serve did not check its database: %s", output())
-	}
-	return addr, cmd.Process.Pid
+	p := servetest.Start(tb, certsrvBinary(tb), "--data", root, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--log-level", "info")
+	tb.Cleanup(func() { p.Stop(tb) })
+	p.WaitLog(tb, "database pages checked", 60*time.Second)
+	return p
 }
 
 // pidCPU is the CPU time (user and system) process pid has used, from
