@@ -114,19 +114,18 @@ func (d *DB) maybeCheckSpace() {
 // systems with MinFreeSpace and refuses or accepts writes accordingly. A
 // file system whose free space cannot be read is not held against writes.
 func (d *DB) checkSpace() {
-	reserve := d.opts.MinFreeSpace
-	if reserve < 0 {
+	if d.opts.MinFreeSpace < 0 {
 		return
 	}
+	d.stateMu.Lock()
+	wasLow := d.spaceErr != nil
+	d.stateMu.Unlock()
 	var low error
 	for _, dir := range []string{d.opts.LogDir, filepath.Dir(d.opts.DBPath)} {
 		free, reserve, ok := freeSpace(dir, d.opts.MinFreeSpace)
 		if !ok {
 			continue
 		}
-		d.stateMu.Lock()
-		wasLow := d.spaceErr != nil
-		d.stateMu.Unlock()
 		if free < reserve || (wasLow && free < reserve+reserve/4) {
 			low = fmt.Errorf("%s has %s free, below the reserve of %s", dir, sizeString(free), sizeString(reserve))
 			break
