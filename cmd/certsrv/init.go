@@ -53,9 +53,7 @@ unless --base-url is given.`,
 				return err
 			}
 			defer l.Release()
-			printInitResult(a.stdout, dir, opts.Config.CAName, res, func(width int) {
-				printBaseURL(a.stdout, width, opts.Config.BaseURL, f.http, f.baseURL)
-			})
+			printInitResult(a.stdout, dir, opts.Config.CAName, res, opts.Config.BaseURL, defaultBaseNote(f.http, f.baseURL))
 			return nil
 		},
 	}
@@ -118,27 +116,32 @@ func applyAddresses(cfg *datadir.Config, listen, http, baseURL string) error {
 	return nil
 }
 
-// printBaseURL names the base of the AIA and CDP URLs every certificate
-// will carry, and says so when an --http address with port 0 left it at
-// the default, where nothing may be listening.
-// The label is padded to width to line up with the lines above it.
-func printBaseURL(w io.Writer, width int, base, http, baseFlag string) {
-	fmt.Fprintf(w, "  %-*s%s\n", width, "AIA/CDP base URL:", base)
+// defaultBaseNote says, when an --http address with port 0 left the base
+// of the AIA and CDP URLs at the default (where nothing may be listening),
+// to give --base-url; otherwise it is "".
+func defaultBaseNote(http, baseFlag string) string {
 	if _, port, err := net.SplitHostPort(http); err == nil && port == "0" && baseFlag == "" {
-		fmt.Fprintf(w, "  note: --http %s has no fixed port, so the base URL is the default; give --base-url with the address relying parties will fetch CRLs from\n", http)
+		return fmt.Sprintf("--http %s has no fixed port, so the base URL is the default; give --base-url with the address relying parties will fetch CRLs from", http)
 	}
+	return ""
 }
 
-// printInitResult tells the operator where things are and what to do next.
-// baseURL prints the base URL lines before the next steps, its label
-// padded to the width it is given.
-func printInitResult(w io.Writer, dir datadir.Dir, name string, res *service.InitResult, baseURL func(width int)) {
+// printInitResult tells the operator where things are, including the base
+// of the AIA and CDP URLs every certificate will carry (and note, if any,
+// about it), and what to do next.
+func printInitResult(w io.Writer, dir datadir.Dir, name string, res *service.InitResult, baseURL, note string) {
 	data := dir.Root
+	base := func(label string) {
+		fmt.Fprintf(w, "  %s%s\n", label, baseURL)
+		if note != "" {
+			fmt.Fprintf(w, "  note: %s\n", note)
+		}
+	}
 	if res.Subordinate {
 		fmt.Fprintf(w, "Created subordinate CA %q in %s\n", name, data)
 		fmt.Fprintf(w, "  certificate request: %s (have the parent CA sign it)\n", res.CSRPath)
 		fmt.Fprintf(w, "  admin credential:    %s\n", res.AdminDir)
-		baseURL(len("certificate request: "))
+		base("AIA/CDP base URL:    ")
 		fmt.Fprintf(w, "Next: certsrv install-cert SIGNED.crt [--chain CHAIN.pem] --data %s\n", data)
 		fmt.Fprintf(w, "then: certsrv serve --data %s\n", data)
 		return
@@ -146,6 +149,6 @@ func printInitResult(w io.Writer, dir datadir.Dir, name string, res *service.Ini
 	fmt.Fprintf(w, "Created root CA %q in %s\n", name, data)
 	fmt.Fprintf(w, "  CA certificate:   %s\n", res.CACertPath)
 	fmt.Fprintf(w, "  admin credential: %s\n", res.AdminDir)
-	baseURL(len("admin credential: "))
+	base("AIA/CDP base URL: ")
 	fmt.Fprintf(w, "Next: certsrv serve --data %s\n", data)
 }
