@@ -219,9 +219,14 @@ func recoverPending(ctx context.Context, a *app, dir datadir.Dir, listen string,
 		listen = cfg.Listen
 	}
 	ph, perr := server.StartPlaceholder(dir, cfg.CAName, listen, logger)
-	if perr != nil {
+	switch {
+	case perr != nil && rec.NewCredentials:
+		// A new host: its server certificate is made at the end of the
+		// recovery, so there is nothing to answer clients with before.
+		logger.Info("hard recovery runs before the admin address opens: this data directory's TLS certificate and admin credential are made when it ends")
+	case perr != nil:
 		logger.Warn("hard recovery runs without answering clients", "err", perr)
-	} else {
+	default:
 		fmt.Fprintf(a.stderr, "suspended for restore on %s (admin) while hard recovery runs\n", ph.Addr())
 	}
 	res, err := restore.Recover(ctx, dir, restore.RecoverOptions{Logger: logger})

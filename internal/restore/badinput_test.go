@@ -19,6 +19,7 @@ import (
 	"github.com/certsrv/certsrv/internal/backupset"
 	"github.com/certsrv/certsrv/internal/ca"
 	"github.com/certsrv/certsrv/internal/datadir"
+	"github.com/certsrv/certsrv/internal/service"
 	"github.com/certsrv/certsrv/internal/wal"
 )
 
@@ -381,9 +382,44 @@ func TestRestoreRefusals(t *testing.T) {
 		if _, err := Restore(ctx, Options{SetDir: noKey, Dir: target}); !errors.Is(err, ErrNoKey) {
 			t.Fatalf("restore without a key: %v", err)
 		}
-		if what, _ := occupied(target); what != "" {
+		if what := leftover(t, target); what != "" {
 			t.Fatalf("left %s behind", what)
 		}
+	})
+	t.Run("key installed first", func(t *testing.T) {
+		// What the ErrNoKey message says to do: `certsrv key restore` into
+		// the new directory, then the same restore again, without --force.
+		target := newTarget(t)
+		p12s, err := filepath.Glob(filepath.Join(set, "*.p12"))
+		if err != nil || len(p12s) != 1 {
+			t.Fatalf("the set's key file: %v, %v", p12s, err)
+		}
+		p12, err := os.ReadFile(p12s[0])
+		must(t, err, "read key file")
+		must(t, service.KeyRestore(ctx, target, p12, testPassword), "key restore")
+		rep, err := Restore(ctx, Options{SetDir: noKey, Dir: target, RecoverNow: true, Logger: testLogger(t)})
+		must(t, err, "restore into a directory holding only the CA key")
+		if !rep.NewHost || rep.KeyRestored || len(rep.Replaced) != 0 {
+			t.Fatalf("report: new host %v, key restored %v, replaced %v", rep.NewHost, rep.KeyRestored, rep.Replaced)
+		}
+		openRestored(t, target)
+
+		// Another CA's key in the directory is refused as another CA, not
+		// taken for an empty directory.
+		other := newSource(t)
+		other.stop()
+		foreign := newTarget(t)
+		must(t, os.MkdirAll(foreign.KeysDir(), 0o700), "keys dir")
+		for _, p := range []string{other.dir.CAKeyPath(), other.dir.CACertPath()} {
+			b, err := os.ReadFile(p)
+			must(t, err, "read")
+			must(t, os.WriteFile(filepath.Join(foreign.KeysDir(), filepath.Base(p)), b, 0o600), "write")
+		}
+		before := treeDigest(t, foreign.Root)
+		if _, err := Restore(ctx, Options{SetDir: noKey, Dir: foreign}); !errors.Is(err, ErrForeignTarget) {
+			t.Fatalf("restore into a directory holding another CA's key: %v, want ErrForeignTarget", err)
+		}
+		sameTree(t, before, treeDigest(t, foreign.Root))
 	})
 	t.Run("no password", func(t *testing.T) {
 		if _, err := Restore(ctx, Options{SetDir: set, Dir: newTarget(t)}); !errors.Is(err, ErrPasswordRequired) {

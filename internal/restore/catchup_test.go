@@ -276,7 +276,7 @@ func TestUntilBeforeSnapshot(t *testing.T) {
 			if ue.EarliestLSN != s || ue.EarliestTime.IsZero() || ue.EarliestTime.Before(start) {
 				t.Fatalf("earliest point %d / %v; the snapshot is at %d, work started at %v", ue.EarliestLSN, ue.EarliestTime, s, start)
 			}
-			if what, _ := occupied(target); what != "" {
+			if what := leftover(t, target); what != "" {
 				t.Fatalf("the refused restore left %s in the target", what)
 			}
 			// The earliest point itself is accepted.

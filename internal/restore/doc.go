@@ -226,7 +226,7 @@
 // with new records from E+1, in the same log set.
 //
 // Then the store opens the database (soft recovery replays nothing and,
-// the old checkpoint being set aside, writes a new one with a warning),
+// the old checkpoint being set aside, writes a new one),
 // the log is rolled so new records start a new generation and the one
 // recovery ended in stays identical to its source, the need-full-backup
 // flag is set (the next backup must be FULL: a logs-only backup would not

@@ -10,8 +10,10 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -342,4 +344,26 @@ func dumpOf(t testing.TB, path string) *store.Dump {
 func copyTree(t testing.TB, dst, src string) {
 	t.Helper()
 	must(t, fsutil.CopyTree(dst, src), "copy tree")
+}
+
+// leftover returns a file in dir other than the lock file, "" when there is
+// none: stricter than occupied, which ignores CA key material.
+func leftover(t testing.TB, dir datadir.Dir) string {
+	t.Helper()
+	var found string
+	err := filepath.WalkDir(dir.Root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && p == dir.Root {
+				return fs.SkipAll
+			}
+			return err
+		}
+		if d.IsDir() || p == dir.LockPath() {
+			return nil
+		}
+		found = p
+		return fs.SkipAll
+	})
+	must(t, err, "walk "+dir.Root)
+	return found
 }

@@ -351,6 +351,7 @@ func (r *recovery) finish(ctx context.Context) error {
 		CheckpointInterval: -1,
 		CircularLogging:    r.cfg.CircularLogging,
 		MinFreeSpace:       r.cfg.MinFreeSpace,
+		NoCheckpoint:       true, // set aside by the install, or a new host's
 		Logger:             r.logger,
 	})
 	if err != nil {

@@ -368,7 +368,7 @@ func (pl *restorePlan) chooseKey(dir datadir.Dir, password string) error {
 	}
 	if keyFile == "" {
 		return fmt.Errorf("restore: %w: the backup set holds no key file (take backups with `certadm backup --with-key`) and %s holds "+
-			"no key of CA %q; install it first with `certsrv key restore FILE --password-file F --data %s`", ErrNoKey, dir.Root, m.CA.Name, dir.Root)
+			"no key of CA %q; install it first with `certsrv key restore FILE --password-file F --data %s`, then run this restore again", ErrNoKey, dir.Root, m.CA.Name, dir.Root)
 	}
 	if password == "" {
 		return fmt.Errorf("restore: %w: the CA key comes from the backup set's %s; give its password with --password-file", ErrPasswordRequired, keyFile)
@@ -508,8 +508,14 @@ func (pl *restorePlan) apply(ctx context.Context, opts Options, rep *Report, log
 }
 
 // occupied describes what makes dir non-empty for a restore: any file but
-// the lock file, at any depth. "" means empty (or absent).
+// the lock file and the CA key material `certsrv key restore` writes
+// (keys/ca.key, its .bak, keys/ca.crt, keys/chain.pem) at any depth. ""
+// means empty (or absent). A directory holding only the key is where a
+// restore from a set without the key goes: checkTarget still refuses one
+// whose CA certificate is not the set's.
 func occupied(dir datadir.Dir) (string, error) {
+	keyFiles := map[string]bool{dir.LockPath(): true, dir.CAKeyPath(): true, dir.CAKeyPath() + ".bak": true,
+		dir.CACertPath(): true, dir.CAChainPath(): true}
 	var found string
 	err := filepath.WalkDir(dir.Root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -518,7 +524,7 @@ func occupied(dir datadir.Dir) (string, error) {
 			}
 			return err
 		}
-		if d.IsDir() || p == dir.LockPath() {
+		if d.IsDir() || (keyFiles[p] && d.Type().IsRegular()) {
 			return nil
 		}
 		rel, _ := filepath.Rel(dir.Root, p)

@@ -299,25 +299,25 @@ func (c *CA) ImportCertificate(ctx context.Context, data []byte) (*store.Certifi
 	if t := bytes.TrimSpace(data); bytes.HasPrefix(t, []byte("-----BEGIN")) {
 		block, rest := pem.Decode(t)
 		if block == nil || block.Type != "CERTIFICATE" || len(bytes.TrimSpace(rest)) != 0 {
-			return nil, apierr.New(apierr.BadRequest, "import: want exactly one CERTIFICATE PEM block: %w", ca.ErrMalformedCert)
+			return nil, apierr.New(apierr.BadRequest, "want exactly one CERTIFICATE PEM block: %w", ca.ErrMalformedCert)
 		}
 		der = block.Bytes
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, apierr.New(apierr.BadRequest, "import: %v: %w", err, ca.ErrMalformedCert)
+		return nil, apierr.New(apierr.BadRequest, "not a certificate: %v: %w", err, ca.ErrMalformedCert)
 	}
 	if !bytes.Equal(cert.RawIssuer, c.auth.Cert.RawSubject) {
-		return nil, apierr.New(apierr.PolicyDenied, "import: certificate %s was issued by %q, not by this CA", ca.SerialString(cert.SerialNumber), cert.Issuer.String())
+		return nil, apierr.New(apierr.PolicyDenied, "certificate %s was issued by %q, not by this CA", ca.SerialString(cert.SerialNumber), cert.Issuer.String())
 	}
 	if err := cert.CheckSignatureFrom(c.auth.Cert); err != nil {
-		return nil, apierr.New(apierr.PolicyDenied, "import: certificate %s is not signed by this CA's key: %v", ca.SerialString(cert.SerialNumber), err)
+		return nil, apierr.New(apierr.PolicyDenied, "certificate %s is not signed by this CA's key: %v", ca.SerialString(cert.SerialNumber), err)
 	}
 	if cert.IsCA {
-		return nil, apierr.New(apierr.PolicyDenied, "import: certificate %s is a CA certificate; this CA issues only end-entity certificates", ca.SerialString(cert.SerialNumber))
+		return nil, apierr.New(apierr.PolicyDenied, "certificate %s is a CA certificate; this CA issues only end-entity certificates", ca.SerialString(cert.SerialNumber))
 	}
 	if err := ca.CheckSerial(cert.SerialNumber); err != nil {
-		return nil, apierr.New(apierr.BadRequest, "import: %w", err)
+		return nil, apierr.New(apierr.BadRequest, "%w", err)
 	}
 	serial := ca.SerialString(cert.SerialNumber)
 	imported, err := c.db.ImportCertificate(ctx, store.NewCertificate{
@@ -329,7 +329,7 @@ func (c *CA) ImportCertificate(ctx context.Context, data []byte) (*store.Certifi
 	})
 	if err != nil {
 		if errors.Is(err, store.ErrDuplicateSerial) {
-			return nil, apierr.New(apierr.AlreadyExists, "import: certificate %s is already in the database: %w", serial, err)
+			return nil, apierr.New(apierr.AlreadyExists, "certificate %s is already in the database: %w", serial, store.ErrDuplicateSerial)
 		}
 		return nil, storeError("import certificate "+serial, err)
 	}

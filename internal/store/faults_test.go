@@ -45,6 +45,22 @@ func TestCheckpointMissingIsRebuilt(t *testing.T) {
 	if ck.LSN != want.Meta.AppliedLSN || ck.Database != want.Meta.Database {
 		t.Fatalf("rebuilt checkpoint %+v", ck)
 	}
+
+	// NoCheckpoint (a restored database): the same rebuild, said at Info.
+	mustf(t, d.Close(), "close")
+	mustf(t, os.Remove(opts.CheckpointPath()), "remove checkpoint")
+	logBuf.Reset()
+	opts.NoCheckpoint = true
+	d = openDB(t, opts)
+	if out := logBuf.String(); strings.Contains(out, "level=WARN") || !strings.Contains(out, "no checkpoint yet") {
+		t.Errorf("log of an expected missing checkpoint: %q", out)
+	}
+	if got := mustDump(t, d); !reflect.DeepEqual(got, want) {
+		t.Fatal("dump differs after writing the checkpoint")
+	}
+	if _, err := readCheckpoint(opts.CheckpointPath()); err != nil {
+		t.Fatalf("no checkpoint written: %v", err)
+	}
 }
 
 func TestCheckpointCorruptRefused(t *testing.T) {

@@ -63,6 +63,11 @@ type Options struct {
 	// 0 means DefaultMinFreeSpace or a twentieth of the file system,
 	// whichever is smaller; a negative value turns the check off.
 	MinFreeSpace int64
+	// NoCheckpoint tells Open that the checkpoint file is absent on
+	// purpose (a restored database whose old checkpoint was set aside): it
+	// writes a new one and logs that at Info instead of warning about a
+	// lost checkpoint file. A checkpoint that is present is read as usual.
+	NoCheckpoint bool
 	// Logger receives recovery reports and warnings; nil discards them.
 	Logger *slog.Logger
 }
@@ -301,6 +306,8 @@ func (d *DB) open(ctx context.Context) error {
 	ckPath := o.CheckpointPath()
 	ck, ckErr := readCheckpoint(ckPath)
 	switch {
+	case errors.Is(ckErr, ErrCheckpointMissing) && o.NoCheckpoint:
+		d.logger.Info("no checkpoint yet: writing one at the database's applied LSN", "path", ckPath, "applied_lsn", meta.AppliedLSN)
 	case errors.Is(ckErr, ErrCheckpointMissing):
 		d.logger.Warn("checkpoint file missing; recovering from the database's applied LSN and writing a new one",
 			"path", ckPath, "applied_lsn", meta.AppliedLSN)
