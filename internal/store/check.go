@@ -86,9 +86,15 @@ func (r *CheckReport) String() string {
 			name string
 			b    *BackupRecord
 		}{{"last full backup", c.LastFull}, {"last incremental backup", c.LastIncremental}} {
-			if x.b != nil {
-				fmt.Fprintf(&b, "  %s: generations %d-%d, LSNs %d-%d, %s\n", x.name, x.b.FirstGen, x.b.LastGen, x.b.FirstLSN, x.b.LastLSN, x.b.Time.Format("2006-01-02 15:04:05Z07:00"))
+			if x.b == nil {
+				continue
 			}
+			fmt.Fprintf(&b, "  %s: generations %d-%d, LSNs %d-%d, %s", x.name, x.b.FirstGen, x.b.LastGen, x.b.FirstLSN, x.b.LastLSN, x.b.Time.Format("2006-01-02 15:04:05Z07:00"))
+			if x.b == c.LastIncremental && c.LastFull != nil && x.b.LastLSN < c.LastFull.FirstLSN {
+				// Kept for the record; the next incremental continues the full.
+				b.WriteString(" (before the last full backup)")
+			}
+			b.WriteByte('\n')
 		}
 	}
 	fmt.Fprintf(&b, "logs       %s (%d generation%s)\n", r.LogDir, len(r.Logs), plural(len(r.Logs)))

@@ -3,10 +3,12 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/certsrv/certsrv/internal/wal"
 )
@@ -127,4 +129,25 @@ func TestCheck(t *testing.T) {
 			t.Fatalf("torn tail report:\n%s", r)
 		}
 	})
+}
+
+// TestCheckReportBackups checks how the report shows the checkpoint's last
+// backups: an incremental older than the last full is marked as such.
+func TestCheckReportBackups(t *testing.T) {
+	ts := time.Date(2026, 11, 26, 17, 0, 0, 0, time.UTC)
+	full := &BackupRecord{Type: BackupFull, FirstGen: 3, LastGen: 3, FirstLSN: 12, LastLSN: 12, Time: ts}
+	before := &BackupRecord{Type: BackupLogsOnly, FirstGen: 2, LastGen: 2, FirstLSN: 7, LastLSN: 10, Time: ts.Add(-time.Hour)}
+	after := &BackupRecord{Type: BackupLogsOnly, FirstGen: 4, LastGen: 4, FirstLSN: 13, LastLSN: 15, Time: ts.Add(time.Hour)}
+	for _, tc := range []struct {
+		incr   *BackupRecord
+		marked bool
+	}{{before, true}, {after, false}} {
+		r := &CheckReport{Checkpoint: &Checkpoint{LastFull: full, LastIncremental: tc.incr}}
+		s := r.String()
+		if !strings.Contains(s, "last full backup: generations 3-3, LSNs 12-12") ||
+			!strings.Contains(s, fmt.Sprintf("last incremental backup: generations %d-%d", tc.incr.FirstGen, tc.incr.LastGen)) ||
+			strings.Contains(s, "(before the last full backup)") != tc.marked {
+			t.Errorf("incremental %d-%d, marked %v:\n%s", tc.incr.FirstLSN, tc.incr.LastLSN, tc.marked, s)
+		}
+	}
 }
