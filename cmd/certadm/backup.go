@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -369,6 +370,9 @@ func (r *backupRun) prepareDir() (replace bool, err error) {
 	entries, err := os.ReadDir(r.dir)
 	if errors.Is(err, os.ErrNotExist) || (err == nil && len(entries) == 0) {
 		return false, nil
+	}
+	if errors.Is(err, syscall.ENOTDIR) {
+		return false, fmt.Errorf("backup directory %s: %w: it is a file, not a directory", r.dir, certadm.ErrInvalidArg)
 	}
 	if err != nil {
 		return false, fmt.Errorf("backup directory: %w", err)

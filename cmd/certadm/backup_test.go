@@ -239,6 +239,15 @@ func TestBackupFullThenIncremental(t *testing.T) {
 		t.Errorf("full backup into a set: exit %d %s", code, errOut)
 	}
 	sameSetDirState(t, "refused full backup", before, setDirState(t, dir))
+	// So is a DIR that is a file, as an invalid argument.
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = cli(t, append(conn, "backup", file)...)
+	if code != exitError || !strings.Contains(errOut, "it is a file, not a directory") || !strings.Contains(errOut, "HRESULT 0x80070057") {
+		t.Errorf("backup into a file: exit %d %s", code, errOut)
+	}
 	// Refused before a session was prepared: a logs-only session can start.
 	if b, err := c.BackupPrepare(context.Background(), certadm.BackupLogsOnly); err != nil {
 		t.Errorf("a session was left behind: %v", err)

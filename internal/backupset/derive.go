@@ -77,6 +77,14 @@ type found struct {
 // fails with an error matching both ErrNoManifest and ErrNotASet; a
 // manifest that cannot be read fails as Open says.
 func Load(ctx context.Context, dir string) (*Set, error) {
+	switch fi, err := os.Stat(dir); {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, &notASetError{fmt.Sprintf("%s does not exist", dir)}
+	case err != nil:
+		return nil, &notASetError{err.Error()}
+	case !fi.IsDir():
+		return nil, &notASetError{fmt.Sprintf("%s is not a directory", dir)}
+	}
 	s, err := Open(dir)
 	if err == nil || !(errors.Is(err, ErrNoManifest) || errors.Is(err, ErrIncomplete)) {
 		return s, err
@@ -87,6 +95,14 @@ func Load(ctx context.Context, dir string) (*Set, error) {
 	}
 	return d, derr
 }
+
+// notASetError is Load's error for a dir that is no directory: it matches
+// ErrNotASet and ErrNoManifest, and says only what is wrong.
+type notASetError struct{ why string }
+
+func (e *notASetError) Error() string { return ErrNotASet.Error() + ": " + e.why }
+
+func (e *notASetError) Is(target error) bool { return target == ErrNotASet || target == ErrNoManifest }
 
 // Derive describes the set in dir from its files, for a set without
 // manifest.json (third-party backup software writes DataBase/, Dynamic/

@@ -191,8 +191,17 @@ func TestDeriveRefuses(t *testing.T) {
 	if _, err := Load(ctx, empty); !errors.Is(err, ErrNotASet) || !errors.Is(err, ErrNoManifest) {
 		t.Errorf("Load of an empty directory: %v", err)
 	}
-	if _, err := Load(ctx, filepath.Join(empty, "absent")); !errors.Is(err, ErrNotASet) {
+	absent := filepath.Join(empty, "absent")
+	if _, err := Load(ctx, absent); !errors.Is(err, ErrNotASet) || !errors.Is(err, ErrNoManifest) ||
+		err.Error() != "not a backup set: "+absent+" does not exist" {
 		t.Errorf("Load of a missing directory: %v", err)
+	}
+	file := filepath.Join(empty, "file")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(ctx, file); !errors.Is(err, ErrNotASet) || err.Error() != "not a backup set: "+file+" is not a directory" {
+		t.Errorf("Load of a file: %v", err)
 	}
 	cases := []struct {
 		name   string
