@@ -98,7 +98,7 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 		return nil, err
 	}
 	if !r.allows(roles) {
-		return nil, apierr.New(apierr.AccessDenied, "principal %q may not call %s", principal, method)
+		return nil, apierr.New(apierr.AccessDenied, "principal %q may not call %s: %s", principal, method, r.describe(roles))
 	}
 	// The CA's log line of every change the call makes names the caller.
 	ctx = service.WithActor(ctx, principal)

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"strings"
+
 	certsrvv1 "github.com/certsrv/certsrv/proto/certsrv/v1"
 
 	"github.com/certsrv/certsrv/internal/service"
@@ -59,6 +61,20 @@ var requiredRoles = map[string]rule{
 	certsrvv1.Backup_TruncateLogs_FullMethodName:         anyOf(service.RoleOperator),
 	certsrvv1.Backup_End_FullMethodName:                  anyOf(service.RoleOperator),
 	certsrvv1.Backup_ServerControl_FullMethodName:        anyOf(service.RoleOperator, service.RoleAdministrator),
+}
+
+// describe says what the rule needs, against what a refused caller holds:
+// "it needs the Operator role; the principal holds Auditor".
+func (r rule) describe(held service.Roles) string {
+	need := "the " + string(r.roles[0]) + " role"
+	if len(r.roles) > 1 {
+		need = "one of the roles " + strings.Join(service.Roles(r.roles).Strings(), ", ")
+	}
+	has := "no role"
+	if len(held) > 0 {
+		has = strings.Join(held.Strings(), ", ")
+	}
+	return "it needs " + need + "; the principal holds " + has
 }
 
 // allows reports whether a principal holding roles may call a method with

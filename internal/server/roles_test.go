@@ -239,6 +239,16 @@ func roleMatrix(t *testing.T, withBackup bool) {
 					t.Logf("%s as %s: %q", mc.name, who, got.Reason)
 				case !allowed && got != apierr.AccessDenied:
 					t.Fatalf("%s as %s: got %v (%+v), want AccessDenied", mc.name, who, err, got)
+				case !allowed && who != unregistered:
+					// The refusal says which roles the method needs.
+					for _, r := range mc.allowed {
+						if r != "*" && !strings.Contains(err.Error(), r) {
+							t.Fatalf("%s as %s: %v does not name the role %s", mc.name, who, err, r)
+						}
+					}
+					if !strings.Contains(err.Error(), "it needs ") {
+						t.Fatalf("%s as %s: %v does not say what the method needs", mc.name, who, err)
+					}
 				case allowed && got == apierr.AccessDenied:
 					t.Fatalf("%s as %s: refused (%v), but the role allows it", mc.name, who, err)
 				case allowed && got != mc.want:
