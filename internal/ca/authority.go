@@ -129,7 +129,8 @@ type Issued struct {
 	DER []byte
 	// Serial is the serial number given to IssueCertificate.
 	Serial *big.Int
-	// Subject is the certificate's subject: a common name only, or empty.
+	// Subject is the certificate's subject: a common name only (after the
+	// RDNs of a permitted directory-name constraint, dirname.go), or empty.
 	Subject pkix.Name
 	// NotBefore and NotAfter are the validity period, in UTC, in whole
 	// seconds.
@@ -154,10 +155,11 @@ func (a *Authority) Issue(csr *x509.CertificateRequest, p Profile, serial *big.I
 //
 // The certificate has: the given serial (see NewSerial; it must pass
 // CheckSerial), subject CN only (the request's common name, lower-cased
-// when the profile copies it into the DNS names), notBefore = now -
-// Backdate but not before the CA's notBefore, notAfter = notBefore +
-// Validity - 1s (RFC 5280 validity is inclusive) but not after the CA's
-// notAfter, basicConstraints cA=false (critical), keyUsage
+// when the profile copies it into the DNS names; after the RDNs of a
+// permitted directory-name constraint of the chain, see dirname.go),
+// notBefore = now - Backdate but not before the CA's notBefore, notAfter =
+// notBefore + Validity - 1s (RFC 5280 validity is inclusive) but not after
+// the CA's notAfter, basicConstraints cA=false (critical), keyUsage
 // digitalSignature (plus keyEncipherment for an RSA key in a serverAuth
 // profile), the profile's extended key usages, the subject alternative
 // names from the profile rules, subject and authority key identifiers, and
@@ -210,9 +212,9 @@ func (a *Authority) IssueCertificate(csr *x509.CertificateRequest, p Profile, se
 	if err != nil {
 		return Issued{}, err
 	}
-	subject, err := subjectName(names.CN)
+	subject, subjectNm, err := a.subjectFor(names.CN, p.Name)
 	if err != nil {
-		return Issued{}, fmt.Errorf("encode subject %q: %w", names.CN, err)
+		return Issued{}, err
 	}
 	ku := x509.KeyUsageDigitalSignature
 	if _, isRSA := csr.PublicKey.(*rsa.PublicKey); isRSA && p.hasExtKeyUsage("serverAuth") {
@@ -223,6 +225,7 @@ func (a *Authority) IssueCertificate(csr *x509.CertificateRequest, p Profile, se
 		notBefore:    notBefore,
 		notAfter:     notAfter,
 		commonName:   names.CN,
+		rawSubject:   subject,
 		keyUsage:     ku,
 		extKeyUsage:  p.extKeyUsage(),
 		subjectKeyID: ski,
@@ -247,7 +250,7 @@ func (a *Authority) IssueCertificate(csr *x509.CertificateRequest, p Profile, se
 	return Issued{
 		DER:       der,
 		Serial:    serial,
-		Subject:   pkix.Name{CommonName: names.CN},
+		Subject:   subjectNm,
 		NotBefore: notBefore.Truncate(time.Second), // DER times have whole seconds
 		NotAfter:  notAfter.Truncate(time.Second),
 	}, nil

@@ -19,10 +19,9 @@ import (
 // that host and its subdomains; a wildcard name under an excluded host).
 // certsrv takes the narrowest reading of a permitted subtree and the
 // widest of an excluded one, so that what it issues passes every reading.
-// The name forms checked are those certsrv issues and crypto/x509 parses:
-// DNS names, IP addresses, email addresses and URIs. Other forms (a
-// directoryName subtree, for one) are not checked; certsrv issues subjects
-// that hold a common name only.
+// The name forms checked are those certsrv issues: DNS names, IP
+// addresses, email addresses and URIs here, the subject against
+// directoryName subtrees in dirname.go.
 
 // checkNameConstraints returns a *SANError (ErrSANNotAllowed) for the
 // first name in n that the name constraints of a.Cert or a.Chain forbid.
@@ -74,7 +73,11 @@ func (a *Authority) CheckNameConstraints(csr *x509.CertificateRequest, p Profile
 	if err != nil {
 		return err
 	}
-	return a.checkNameConstraints(names, p.Name)
+	if err := a.checkNameConstraints(names, p.Name); err != nil {
+		return err
+	}
+	_, _, err = a.subjectFor(names.CN, p.Name)
+	return err
 }
 
 func hasNameConstraints(c *x509.Certificate) bool {
@@ -209,7 +212,11 @@ func hostWithin(host, c string, wide bool) bool {
 // ("permitted DNS example.com, IP 10.0.0.0/8; excluded DNS
 // secret.example.com"), or "" when it has none.
 func DescribeNameConstraints(c *x509.Certificate) string {
-	if c == nil || !hasNameConstraints(c) {
+	if c == nil {
+		return ""
+	}
+	dirPermitted, dirExcluded := describeDirNames(c)
+	if !hasNameConstraints(c) && dirPermitted == "" && dirExcluded == "" {
 		return ""
 	}
 	part := func(dns []string, ips []*net.IPNet, emails, uris []string) string {
@@ -227,11 +234,17 @@ func DescribeNameConstraints(c *x509.Certificate) string {
 		add("URI", uris)
 		return strings.Join(s, ", ")
 	}
+	join := func(a, b string) string {
+		if a == "" || b == "" {
+			return a + b
+		}
+		return a + ", " + b
+	}
 	var out []string
-	if p := part(c.PermittedDNSDomains, c.PermittedIPRanges, c.PermittedEmailAddresses, c.PermittedURIDomains); p != "" {
+	if p := join(part(c.PermittedDNSDomains, c.PermittedIPRanges, c.PermittedEmailAddresses, c.PermittedURIDomains), dirPermitted); p != "" {
 		out = append(out, "permitted "+p)
 	}
-	if e := part(c.ExcludedDNSDomains, c.ExcludedIPRanges, c.ExcludedEmailAddresses, c.ExcludedURIDomains); e != "" {
+	if e := join(part(c.ExcludedDNSDomains, c.ExcludedIPRanges, c.ExcludedEmailAddresses, c.ExcludedURIDomains), dirExcluded); e != "" {
 		out = append(out, "excluded "+e)
 	}
 	return strings.Join(out, "; ")

@@ -42,7 +42,8 @@ import (
 //	  AlgorithmIdentifier                          -- the CA key's, see caSignature
 //	  Name issuer                                  -- the CA certificate's subject, as encoded there
 //	  SEQUENCE { notBefore, notAfter }             -- UTCTime for 1950..2049, else GeneralizedTime
-//	  Name subject                                 -- CN only (encoding/asn1 chooses the string type), or empty
+//	  Name subject                                 -- CN only (encoding/asn1 chooses the string type), or empty;
+//	                                                 after a directory-name constraint's RDNs (dirname.go)
 //	  SubjectPublicKeyInfo                         -- x509.MarshalPKIXPublicKey
 //	  [3] EXPLICIT SEQUENCE {                      -- extensions
 //	    keyUsage (critical), extKeyUsage, basicConstraints cA=FALSE (critical),
@@ -60,6 +61,7 @@ type endEntity struct {
 	serial              *big.Int
 	notBefore, notAfter time.Time
 	commonName          string
+	rawSubject          []byte // the subject's DER, when not the common name alone (dirname.go)
 	keyUsage            x509.KeyUsage
 	extKeyUsage         []x509.ExtKeyUsage
 	subjectKeyID        []byte
@@ -74,6 +76,7 @@ func (e *endEntity) template() *x509.Certificate {
 	t := &x509.Certificate{
 		SerialNumber:          e.serial,
 		Subject:               pkix.Name{CommonName: e.commonName},
+		RawSubject:            e.rawSubject,
 		NotBefore:             e.notBefore,
 		NotAfter:              e.notAfter,
 		KeyUsage:              e.keyUsage,
