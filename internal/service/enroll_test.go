@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"reflect"
 	"testing"
 
 	"github.com/certsrv/certsrv/internal/apierr"
@@ -106,6 +107,10 @@ func TestPendingApproveDeny(t *testing.T) {
 	}
 	if a.Status != store.StatusIssued || a.Certificate == nil {
 		t.Fatalf("approved: status %v", a.Status)
+	}
+	// The answer is the request as the database now holds it.
+	if stored, err := c.Request(ctx, r.ID); err != nil || !reflect.DeepEqual(stored, a) {
+		t.Errorf("Approve answered\n%+v\n%+v\nthe database holds\n%+v\n%+v (%v)", a, a.Certificate, stored, stored.Certificate, err)
 	}
 	cert := parseCert(t, a.Certificate.DER)
 	if err := cert.CheckSignatureFrom(c.Certificate()); err != nil || cert.DNSNames[0] != "manual.example.test" {
