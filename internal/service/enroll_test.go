@@ -10,10 +10,10 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
-	"reflect"
 	"testing"
 
 	"github.com/certsrv/certsrv/internal/apierr"
