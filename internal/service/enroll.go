@@ -218,21 +218,22 @@ func (c *CA) logIssued(ctx context.Context, r *Request, cert store.Certificate, 
 // Deny denies pending request id with reason (free text, may be empty).
 // NoRequest if id does not exist; BadRequestStatus if it is not pending.
 func (c *CA) Deny(ctx context.Context, id int64, reason string) (*Request, error) {
-	if _, err := c.pending(ctx, id); err != nil {
+	r, err := c.pending(ctx, id)
+	if err != nil {
 		return nil, err
 	}
-	if err := c.db.DenyRequest(ctx, id, reason); err != nil {
+	at, lsn, err := c.db.DenyRequest(ctx, id, reason)
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, apierr.New(apierr.NoRequest, "request %d does not exist", id)
 		}
 		return nil, storeError(fmt.Sprintf("deny request %d", id), err)
 	}
-	r, err := c.Request(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	c.change(ctx, "request denied", "request", id, "subject", r.Subject, "reason", reason, "lsn", r.ResolvedLSN)
-	return r, nil
+	c.change(ctx, "request denied", "request", id, "subject", r.Subject, "reason", reason, "lsn", lsn)
+	// Answered from what the denial wrote, not read back (see Approve).
+	out := *r
+	out.Status, out.Resolved, out.ResolvedLSN, out.DenyReason = store.StatusDenied, at, lsn, reason
+	return &out, nil
 }
 
 // View returns the requests f selects, ordered by request ID, each with
@@ -339,5 +340,6 @@ func (c *CA) ImportCertificate(ctx context.Context, data []byte) (*store.Certifi
 		return nil, storeError("import certificate "+serial, err)
 	}
 	c.change(ctx, "certificate imported", "serial", serial, "subject", cert.Subject.String(), "lsn", imported.ResolvedLSN)
-	return c.CertificateBySerial(ctx, serial)
+	// Answered from what the import wrote, not read back (see Approve).
+	return imported.Certificate, nil
 }

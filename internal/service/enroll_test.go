@@ -134,6 +134,9 @@ func TestPendingApproveDeny(t *testing.T) {
 	if d.Status != store.StatusDenied || d.DenyReason != "not our host" || d.Certificate != nil {
 		t.Fatalf("denied request = %+v", d)
 	}
+	if stored, err := c.Request(ctx, r2.ID); err != nil || !reflect.DeepEqual(stored, d) {
+		t.Errorf("Deny answered\n%+v\nthe database holds\n%+v (%v)", d, stored, err)
+	}
 	before = lastLSN(c)
 	_, err = c.Approve(ctx, r2.ID)
 	wantCode(t, err, apierr.BadRequestStatus)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -51,6 +52,9 @@ func TestImportCertificate(t *testing.T) {
 	r, err := c.Request(ctx, cert.RequestID)
 	if err != nil || !r.Imported || r.Status != store.StatusIssued {
 		t.Fatalf("imported request = %+v, %v", r, err)
+	}
+	if stored, err := c.CertificateBySerial(ctx, serial); err != nil || !reflect.DeepEqual(stored, cert) {
+		t.Errorf("ImportCertificate answered\n%+v\nthe database holds\n%+v (%v)", cert, stored, err)
 	}
 	// An imported certificate can be revoked and appears on the CRL.
 	if _, err := c.Revoke(ctx, serial, "keyCompromise", time.Time{}); err != nil {

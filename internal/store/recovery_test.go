@@ -28,7 +28,8 @@ func workload(t testing.TB, d *DB, n int) {
 			_, err = d.IssueRequest(ctx, p.ID, testCert(name+"p"))
 			mustf(t, err, "issue")
 		case 1:
-			mustf(t, d.DenyRequest(ctx, p.ID, "no"), "deny")
+			_, _, err := d.DenyRequest(ctx, p.ID, "no")
+			mustf(t, err, "deny")
 		}
 		switch i % 4 {
 		case 0:

@@ -176,24 +176,28 @@ func (d *DB) Enroll(ctx context.Context, r NewRequest, c NewCertificate) (Reques
 	return req, cert, nil
 }
 
-// DenyRequest denies pending request id. It fails with ErrNotFound or
+// DenyRequest denies pending request id and returns the time it recorded
+// and the record's LSN. It fails with ErrNotFound or
 // ErrNotPending.
-func (d *DB) DenyRequest(ctx context.Context, id int64, reason string) error {
+func (d *DB) DenyRequest(ctx context.Context, id int64, reason string) (at time.Time, lsn uint64, err error) {
 	done, err := d.begin()
 	if err != nil {
-		return err
+		return time.Time{}, 0, err
 	}
 	defer done()
 	unlock, err := d.locks.lock(ctx, requestKey(id))
 	if err != nil {
-		return err
+		return time.Time{}, 0, err
 	}
 	defer unlock()
 	if err := d.requestPending(ctx, id); err != nil {
-		return err
+		return time.Time{}, 0, err
 	}
-	_, err = d.commit(ctx, &denyOp{RequestID: id, Reason: reason, At: normTime(time.Now())})
-	return err
+	o := denyOp{RequestID: id, Reason: reason, At: normTime(time.Now())}
+	if lsn, err = d.commit(ctx, &o); err != nil {
+		return time.Time{}, 0, err
+	}
+	return o.At, lsn, nil
 }
 
 // certRevocation returns the revocation state of the certificate serial, or

@@ -62,7 +62,8 @@ func TestEnrollDenyRevokeUnrevoke(t *testing.T) {
 
 	pend, err := d.SubmitRequest(ctx, testRequest("b"))
 	mustf(t, err, "submit")
-	mustf(t, d.DenyRequest(ctx, pend.ID, "policy says no"), "deny")
+	_, _, err = d.DenyRequest(ctx, pend.ID, "policy says no")
+	mustf(t, err, "deny")
 	denied, err := d.Request(ctx, pend.ID)
 	mustf(t, err, "read")
 	if denied.Status != StatusDenied || denied.DenyReason != "policy says no" || denied.Resolved.IsZero() {
@@ -148,8 +149,8 @@ func TestBadTransitionsWriteNothing(t *testing.T) {
 			_, err := d.ImportCertificate(ctx, c)
 			return err
 		}},
-		{"deny issued", ErrNotPending, func() error { return d.DenyRequest(ctx, issued.ID, "") }},
-		{"deny unknown", ErrNotFound, func() error { return d.DenyRequest(ctx, 12345, "") }},
+		{"deny issued", ErrNotPending, func() error { _, _, err := d.DenyRequest(ctx, issued.ID, ""); return err }},
+		{"deny unknown", ErrNotFound, func() error { _, _, err := d.DenyRequest(ctx, 12345, ""); return err }},
 		{"revoke unknown", ErrNotFound, func() error { return d.Revoke(ctx, "0A0B", 1, time.Time{}) }},
 		{"unrevoke not revoked", ErrNotOnHold, func() error { return d.Unrevoke(ctx, cert.Serial) }},
 		{"unrevoke unknown", ErrNotFound, func() error { return d.Unrevoke(ctx, "0A0B") }},
