@@ -48,7 +48,7 @@ func (c *CA) Revoke(ctx context.Context, serial string, reason string, at time.T
 		return nil, apierr.New(apierr.InvalidArg, "revocation time %s is in the future", at.UTC().Format(time.RFC3339))
 	}
 	c.revMu.RLock()
-	err = c.db.Revoke(ctx, s, code, at)
+	cert, err := c.db.Revoke(ctx, s, code, at)
 	c.revMu.RUnlock()
 	if err != nil {
 		switch {
@@ -59,12 +59,8 @@ func (c *CA) Revoke(ctx context.Context, serial string, reason string, at time.T
 		}
 		return nil, storeError("revoke "+s, err)
 	}
-	cert, err := c.CertificateBySerial(ctx, s)
-	if err != nil {
-		return nil, err
-	}
 	c.change(ctx, "certificate revoked", "serial", s, "reason", ca.ReasonName(code), "lsn", cert.RevokedLSN)
-	return cert, nil
+	return &cert, nil
 }
 
 // Unrevoke releases the certificate with serial from certificateHold. The
@@ -78,7 +74,7 @@ func (c *CA) Unrevoke(ctx context.Context, serial string) (*store.Certificate, e
 		return nil, err
 	}
 	c.revMu.RLock()
-	err = c.db.Unrevoke(ctx, s)
+	cert, err := c.db.Unrevoke(ctx, s)
 	c.revMu.RUnlock()
 	if err != nil {
 		switch {
@@ -89,10 +85,6 @@ func (c *CA) Unrevoke(ctx context.Context, serial string) (*store.Certificate, e
 		}
 		return nil, storeError("unrevoke "+s, err)
 	}
-	cert, err := c.CertificateBySerial(ctx, s)
-	if err != nil {
-		return nil, err
-	}
 	c.change(ctx, "certificate released from hold", "serial", s, "lsn", cert.RevokedLSN)
-	return cert, nil
+	return &cert, nil
 }

@@ -70,7 +70,7 @@ func crashChild(dir string) int {
 				if i%4 == 3 && len(mine) > 0 {
 					s := mine[0]
 					mine = mine[1:]
-					if err := d.Revoke(ctx, s, 4, time.Time{}); err != nil {
+					if err := errOnly(d.Revoke(ctx, s, 4, time.Time{})); err != nil {
 						fmt.Fprintln(os.Stderr, "child revoke:", err)
 						os.Exit(4)
 					}

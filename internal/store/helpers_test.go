@@ -186,3 +186,6 @@ func mustf(t testing.TB, err error, format string, args ...any) {
 func sleepMS(n int) { time.Sleep(time.Duration(n) * time.Millisecond) }
 
 func deepEqual(a, b any) bool { return reflect.DeepEqual(a, b) }
+
+// errOnly returns the error of a call that also returns a value.
+func errOnly[T any](_ T, err error) error { return err }

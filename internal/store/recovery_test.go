@@ -33,12 +33,12 @@ func workload(t testing.TB, d *DB, n int) {
 		}
 		switch i % 4 {
 		case 0:
-			mustf(t, d.Revoke(ctx, c.Serial, 1, time.Time{}), "revoke")
+			mustf(t, errOnly(d.Revoke(ctx, c.Serial, 1, time.Time{})), "revoke")
 		case 1:
-			mustf(t, d.Revoke(ctx, c.Serial, ReasonCertificateHold, time.Time{}), "hold")
+			mustf(t, errOnly(d.Revoke(ctx, c.Serial, ReasonCertificateHold, time.Time{})), "hold")
 		case 2:
-			mustf(t, d.Revoke(ctx, c.Serial, ReasonCertificateHold, time.Time{}), "hold")
-			mustf(t, d.Unrevoke(ctx, c.Serial), "unrevoke")
+			mustf(t, errOnly(d.Revoke(ctx, c.Serial, ReasonCertificateHold, time.Time{})), "hold")
+			mustf(t, errOnly(d.Unrevoke(ctx, c.Serial)), "unrevoke")
 		}
 		if i%5 == 0 {
 			last, err := d.LastCRL(ctx, false)

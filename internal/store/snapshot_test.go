@@ -82,7 +82,7 @@ func TestSnapshotConcurrentWriters(t *testing.T) {
 				if i%5 == 4 && len(mine) > 0 {
 					serial := mine[0]
 					mine = mine[1:]
-					if err := d.Revoke(ctx, serial, 1, time.Time{}); err != nil {
+					if err := errOnly(d.Revoke(ctx, serial, 1, time.Time{})); err != nil {
 						writeErr <- err
 						return
 					}

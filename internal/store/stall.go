@@ -20,8 +20,10 @@ import (
 // From then on the database is stalled: every new write is refused with
 // ErrStalled before it reaches the log (so no client is ever told that a
 // write failed which later appears), reads see the state before the held
-// records, and the applier tries the held records again, every
-// stallRetryMin at first and backing off to stallRetryMax. When every held
+// records (the write methods answer from what they wrote, never from a
+// read, so a held writer's answer is right), and the applier tries the
+// held records again, every stallRetryMin at first and backing off to
+// stallRetryMax. When every held
 // record is applied the stall ends and writes are accepted again: an
 // operator frees space and the CA carries on without a restart. Any other
 // apply failure still fails the database (ErrFailed).

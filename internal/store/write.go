@@ -200,81 +200,80 @@ func (d *DB) DenyRequest(ctx context.Context, id int64, reason string) (at time.
 	return o.At, lsn, nil
 }
 
-// certRevocation returns the revocation state of the certificate serial, or
-// ErrNotFound.
-func (d *DB) certRevocation(ctx context.Context, serial string) (revoked bool, reason int, err error) {
-	var rv, rs int64
-	err = d.rdb.QueryRowContext(ctx, `SELECT revoked, revocation_reason FROM requests WHERE serial = ?`, serial).Scan(&rv, &rs)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, 0, fmt.Errorf("certificate %s: %w", serial, ErrNotFound)
-	}
-	if err != nil {
-		return false, 0, fmt.Errorf("look up certificate %s: %w", serial, err)
-	}
-	return rv != 0, int(rs), nil
-}
-
 // Revoke revokes the certificate serial with an RFC 5280 reason code at
-// time at (zero: now). It fails with ErrNotFound for an unknown serial and
-// ErrAlreadyRevoked for a revoked one, except that a certificate on hold
-// (reason 6) may be revoked again with another reason.
-func (d *DB) Revoke(ctx context.Context, serial string, reason int, at time.Time) error {
+// time at (zero: now), and returns the certificate as revoked. It fails
+// with ErrNotFound for an unknown serial and ErrAlreadyRevoked for a
+// revoked one, except that a certificate on hold (reason 6) may be revoked
+// again with another reason.
+func (d *DB) Revoke(ctx context.Context, serial string, reason int, at time.Time) (Certificate, error) {
 	done, err := d.begin()
 	if err != nil {
-		return err
+		return Certificate{}, err
 	}
 	defer done()
 	if err := validSerial(serial); err != nil {
-		return err
+		return Certificate{}, err
 	}
 	if err := validReason(reason); err != nil {
-		return err
+		return Certificate{}, err
 	}
 	unlock, err := d.locks.lock(ctx, serialKey(serial))
 	if err != nil {
-		return err
+		return Certificate{}, err
 	}
 	defer unlock()
-	revoked, cur, err := d.certRevocation(ctx, serial)
+	cert, err := d.CertificateBySerial(ctx, serial)
 	if err != nil {
-		return err
+		return Certificate{}, err
 	}
-	if revoked && (cur != ReasonCertificateHold || reason == ReasonCertificateHold) {
-		return fmt.Errorf("certificate %s (reason %d): %w", serial, cur, ErrAlreadyRevoked)
+	if cert.Revoked && (cert.RevocationReason != ReasonCertificateHold || reason == ReasonCertificateHold) {
+		return Certificate{}, fmt.Errorf("certificate %s (reason %d): %w", serial, cert.RevocationReason, ErrAlreadyRevoked)
 	}
 	if at.IsZero() {
 		at = time.Now()
 	}
-	_, err = d.commit(ctx, &revokeOp{Serial: serial, Reason: reason, At: normTime(at)})
-	return err
+	o := revokeOp{Serial: serial, Reason: reason, At: normTime(at)}
+	lsn, err := d.commit(ctx, &o)
+	if err != nil {
+		return Certificate{}, err
+	}
+	// The answer is built, not read back: while the database is stalled a
+	// durable record may not be applied yet.
+	cert.Revoked, cert.RevocationReason, cert.RevokedAt, cert.RevokedLSN = true, reason, o.At, lsn
+	return cert, nil
 }
 
-// Unrevoke releases the certificate serial from hold. It fails with
-// ErrNotFound for an unknown serial and ErrNotOnHold unless the certificate
-// is revoked with reason certificateHold.
-func (d *DB) Unrevoke(ctx context.Context, serial string) error {
+// Unrevoke releases the certificate serial from certificateHold and returns
+// it as released. It fails with ErrNotFound for an unknown serial and
+// ErrNotOnHold unless the certificate is revoked with reason
+// certificateHold.
+func (d *DB) Unrevoke(ctx context.Context, serial string) (Certificate, error) {
 	done, err := d.begin()
 	if err != nil {
-		return err
+		return Certificate{}, err
 	}
 	defer done()
 	if err := validSerial(serial); err != nil {
-		return err
+		return Certificate{}, err
 	}
 	unlock, err := d.locks.lock(ctx, serialKey(serial))
 	if err != nil {
-		return err
+		return Certificate{}, err
 	}
 	defer unlock()
-	revoked, cur, err := d.certRevocation(ctx, serial)
+	cert, err := d.CertificateBySerial(ctx, serial)
 	if err != nil {
-		return err
+		return Certificate{}, err
 	}
-	if !revoked || cur != ReasonCertificateHold {
-		return fmt.Errorf("certificate %s: %w", serial, ErrNotOnHold)
+	if !cert.Revoked || cert.RevocationReason != ReasonCertificateHold {
+		return Certificate{}, fmt.Errorf("certificate %s: %w", serial, ErrNotOnHold)
 	}
-	_, err = d.commit(ctx, &unrevokeOp{Serial: serial, At: normTime(time.Now())})
-	return err
+	lsn, err := d.commit(ctx, &unrevokeOp{Serial: serial, At: normTime(time.Now())})
+	if err != nil {
+		return Certificate{}, err
+	}
+	cert.Revoked, cert.RevocationReason, cert.RevokedAt, cert.RevokedLSN = false, 0, time.Time{}, lsn
+	return cert, nil
 }
 
 // RecordCRL records a published CRL and returns it with its LSN. Its number

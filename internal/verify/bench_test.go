@@ -305,7 +305,7 @@ func buildBenchSet(b *testing.B, dir string, size int64) {
 	enroll(func() bool { return stored.Load() < size }, &stored)
 	var entries []ca.RevokedEntry
 	for _, s := range revoke {
-		if err := db.Revoke(ctx, s, ca.ReasonKeyCompromise, now); err != nil {
+		if _, err := db.Revoke(ctx, s, ca.ReasonKeyCompromise, now); err != nil {
 			b.Fatal(err)
 		}
 		n, _ := ca.ParseSerial(s)
