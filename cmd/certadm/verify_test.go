@@ -77,7 +77,7 @@ func TestVerifyCommand(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("verify: exit %d\n%s%s", code, out, errOut)
 	}
-	if !strings.Contains(out, "result: OK") || strings.Contains(out, "FAIL") || !strings.Contains(out, "last verified: never") ||
+	if !strings.Contains(out, "result: OK") || strings.Contains(out, "FAIL") || !strings.Contains(out, "previously verified: never") ||
 		strings.Count(out, "\n  ok  ") != 12 || errOut != "" {
 		t.Errorf("first run:\n%s%s", out, errOut)
 	}
@@ -311,7 +311,7 @@ func TestVerifyDamagedSetCheckLines(t *testing.T) {
 	if fi, err := os.Stat(logs[len(logs)-1]); err == nil {
 		lastSize = fi.Size()
 	}
-	lastVerified := "last verified: " + prev.Time.Format(time.RFC3339) + " by " + prev.Tool + ": ok; this run found the set damaged"
+	lastVerified := "previously verified: " + prev.Time.Format(time.RFC3339) + " by " + prev.Tool + ": ok; this run found the set damaged"
 	cases := []struct {
 		name     string
 		damage   func(t *testing.T, dir string)
@@ -438,7 +438,7 @@ func TestVerifyTempDirProblemIsNotAVerdict(t *testing.T) {
 		!strings.Contains(out, "\n"+reportLine("skip", "trial restore", "not run: make a temporary directory under "+absent+": ")) ||
 		!hasReportLine(out, reportLine("skip", "integrity", "not run: the trial restore could not run here")) ||
 		!strings.Contains(out, "\nresult: NOT VERIFIED (a problem of this machine, no verdict on the set), in ") ||
-		!hasReportLine(out, "last verified: "+prev.Time.Format(time.RFC3339)+" by "+prev.Tool+": ok (this run reached no verdict)") {
+		!hasReportLine(out, "previously verified: "+prev.Time.Format(time.RFC3339)+" by "+prev.Tool+": ok (this run reached no verdict)") {
 		t.Errorf("report:\n%s", out)
 	}
 	unchanged("text")
@@ -462,14 +462,14 @@ func TestVerifyTempDirProblemIsNotAVerdict(t *testing.T) {
 	wantErr = "certadm: could not verify " + dir + ": verification interrupted: " + context.DeadlineExceeded.Error()
 	if code != exitError || !strings.HasPrefix(errOut, wantErr) ||
 		!strings.Contains(out, "\nresult: NOT VERIFIED (a problem of this machine, no verdict on the set), in ") ||
-		!hasReportLine(out, "last verified: "+prev.Time.Format(time.RFC3339)+" by "+prev.Tool+": ok (this run reached no verdict)") {
+		!hasReportLine(out, "previously verified: "+prev.Time.Format(time.RFC3339)+" by "+prev.Tool+": ok (this run reached no verdict)") {
 		t.Errorf("--timeout 1ns: exit %d\n%s%s", code, out, errOut)
 	}
 	unchanged("--timeout")
 
 	// The next verification that can run finds the record as it was.
 	out = mustCLI(t, "verify", "--no-write", dir)
-	if !hasReportLine(out, "last verified: "+prev.Time.Format(time.RFC3339)+" by "+prev.Tool+": ok (the set is unchanged since)") {
+	if !hasReportLine(out, "previously verified: "+prev.Time.Format(time.RFC3339)+" by "+prev.Tool+": ok (the set is unchanged since)") {
 		t.Errorf("report after:\n%s", out)
 	}
 

@@ -191,7 +191,7 @@ func TestCheckLinesOfDamagedSet(t *testing.T) {
 				t.Errorf("outcome %q (%q), unchanged since last verified %t", outcome, rep.Outcome(), unchanged)
 			}
 			lines := textLines(t, rep)
-			want := append(c.lines, "last verified: "+prev.Time.Format(timeFmt)+" by certadm test-1.0: ok; this run found the set damaged")
+			want := append(c.lines, "previously verified: "+prev.Time.Format(timeFmt)+" by certadm test-1.0: ok; this run found the set damaged")
 			for _, l := range want {
 				if !hasLine(lines, l) {
 					t.Errorf("the text report lacks the line\n%q\nreport:\n%s", l, strings.Join(lines, "\n"))
@@ -288,12 +288,12 @@ func TestLastVerifiedLine(t *testing.T) {
 		rec  *Record
 		want string
 	}{
-		{"ok, unchanged", *good, okRec, "last verified: " + at + " by certadm test-1.0: ok (the set is unchanged since)"},
-		{"ok, manifest changed", *good, &changed, "last verified: " + at + " by certadm test-1.0: ok (the set has changed since)"},
-		{"ok after failed", *good, &failedRec, "last verified: " + at + " by certadm test-1.0: failed; this run found no problem"},
-		{"failed after ok", failed, okRec, "last verified: " + at + " by certadm test-1.0: ok; this run found the set damaged"},
-		{"failed after failed", failed, &failedRec, "last verified: " + at + " by certadm test-1.0: failed; this run found the set damaged"},
-		{"no verdict after ok", noVerdict, okRec, "last verified: " + at + " by certadm test-1.0: ok (this run reached no verdict)"},
+		{"ok, unchanged", *good, okRec, "previously verified: " + at + " by certadm test-1.0: ok (the set is unchanged since)"},
+		{"ok, manifest changed", *good, &changed, "previously verified: " + at + " by certadm test-1.0: ok (the set has changed since)"},
+		{"ok after failed", *good, &failedRec, "previously verified: " + at + " by certadm test-1.0: failed; this run found no problem"},
+		{"failed after ok", failed, okRec, "previously verified: " + at + " by certadm test-1.0: ok; this run found the set damaged"},
+		{"failed after failed", failed, &failedRec, "previously verified: " + at + " by certadm test-1.0: failed; this run found the set damaged"},
+		{"no verdict after ok", noVerdict, okRec, "previously verified: " + at + " by certadm test-1.0: ok (this run reached no verdict)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := c.rep

@@ -178,7 +178,7 @@
 // Verify reports it as LastVerified; Record.Describes says whether it
 // describes the set as it is now: this run verified the set, the record's
 // outcome is ok, and both saw the same manifest, files and last LSN. The
-// text report's "last verified" line gives the record's time, tool and
+// text report's "previously verified" line gives the record's time, tool and
 // outcome and then what this run found: "(the set is unchanged since)"
 // only when the record describes the set, "(the set has changed since)"
 // when this run verified a set the record does not describe, "; this run

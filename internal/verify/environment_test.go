@@ -112,7 +112,7 @@ func TestTempDirMissingIsNoVerdict(t *testing.T) {
 	absent := filepath.Join(t.TempDir(), "absent")
 	rep, err := Verify(context.Background(), dir, Options{TempDir: absent})
 	mustBeNoVerdict(t, dir, rep, err, fs.ErrNotExist, "make a temporary directory under "+absent+": ")
-	if !hasLine(textLines(t, rep), "last verified: "+prev.Time.Format(timeFmt)+" by certadm test-1.0: ok (this run reached no verdict)") {
+	if !hasLine(textLines(t, rep), "previously verified: "+prev.Time.Format(timeFmt)+" by certadm test-1.0: ok (this run reached no verdict)") {
 		t.Errorf("text report:\n%s", strings.Join(textLines(t, rep), "\n"))
 	}
 	if after := readFile(t, filepath.Join(dir, backupset.VerifiedFile)); !bytes.Equal(after, before) {

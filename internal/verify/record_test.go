@@ -46,7 +46,7 @@ func TestRecordIsWrittenAndReportedNextTime(t *testing.T) {
 	if err := again.WriteText(&text); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(text.String(), "last verified: "+rec.Time.Format(timeFmt)+" by certadm test-1.0: ok (the set is unchanged since)") {
+	if !strings.Contains(text.String(), "previously verified: "+rec.Time.Format(timeFmt)+" by certadm test-1.0: ok (the set is unchanged since)") {
 		t.Errorf("text report:\n%s", text.String())
 	}
 

@@ -78,7 +78,7 @@ func (r *Report) WriteText(w io.Writer) error {
 func (r *Report) lastVerifiedLine() string {
 	v := r.LastVerified
 	if v == nil {
-		return "last verified: never (no " + "verified.json" + ")\n"
+		return "previously verified: never (no " + "verified.json" + ")\n"
 	}
 	tool := v.Tool
 	if tool == "" {
@@ -97,7 +97,7 @@ func (r *Report) lastVerifiedLine() string {
 	default:
 		now = " (the set has changed since)"
 	}
-	return fmt.Sprintf("last verified: %s by %s: %s%s\n", v.Time.UTC().Format(timeFmt), tool, v.Outcome, now)
+	return fmt.Sprintf("previously verified: %s by %s: %s%s\n", v.Time.UTC().Format(timeFmt), tool, v.Outcome, now)
 }
 
 // shortSum shortens a digest for display.

@@ -100,7 +100,7 @@ func TestVerifyFullAndIncrementalTakenUnderLoad(t *testing.T) {
 	}
 	out := text.String()
 	if strings.Contains(out, "FAIL") || strings.Contains(out, "skip") || !strings.Contains(out, "result: OK") ||
-		strings.Count(out, "\n  ok  ") != len(checkOrder) || !strings.Contains(out, "last verified: never") {
+		strings.Count(out, "\n  ok  ") != len(checkOrder) || !strings.Contains(out, "previously verified: never") {
 		t.Errorf("text report:\n%s", out)
 	}
 	t.Logf("\n%s", out)
