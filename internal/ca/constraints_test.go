@@ -1,6 +1,7 @@
 package ca
 
 import (
+	"crypto"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -120,35 +121,11 @@ func TestNameConstraintRules(t *testing.T) {
 // accept those certificates — and refuses, with the name and the
 // constraint, what falls outside, which both validators would reject.
 func TestNameConstraintsOfTheParent(t *testing.T) {
-	dir := t.TempDir()
 	now := time.Now()
-	root := newTestRoot(t, "Example Root", KeyECDSAP256, "", now)
-	rootPath := writeTemp(t, dir, "root.pem", certPEM(root.Cert))
-	rootKey := filepath.Join(dir, "root.key")
-	if err := WriteKeyFile(rootKey, root.Key, nil); err != nil {
-		t.Fatal(err)
-	}
-	subKey := testKey(t, KeyECDSAP256, 2)
-	csrPEM, err := NewSubordinateCSR("Example Constrained CA", subKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	csrPath := writeTemp(t, dir, "sub.csr", csrPEM)
-	ext := writeTemp(t, dir, "ext.cnf", []byte("basicConstraints=critical,CA:TRUE,pathlen:0\n"+
-		"keyUsage=critical,digitalSignature,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"+
-		"nameConstraints=critical,permitted;DNS:example.com,permitted;IP:10.0.0.0/255.0.0.0,"+
-		"permitted;email:example.com,permitted;URI:.example.com,excluded;DNS:secret.example.com\n"))
-	subPath := filepath.Join(dir, "sub.pem")
-	mustOpenSSL(t, "x509", "-req", "-in", csrPath, "-CA", rootPath, "-CAkey", rootKey, "-set_serial", "0x77",
-		"-days", "30", "-extfile", ext, "-out", subPath)
-	certs, err := ParseCertsPEM(readFile(t, subPath))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := NewAuthority("Example Constrained CA", certs[0], subKey, []*x509.Certificate{root.Cert}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs := newConstrainedSub(t, "Example Constrained CA", now, "permitted;DNS:example.com,permitted;IP:10.0.0.0/255.0.0.0,"+
+		"permitted;email:example.com,permitted;URI:.example.com,excluded;DNS:secret.example.com\n")
+	dir, root, certs, sub, subKey := cs.dir, cs.root, cs.certs, cs.sub, cs.key
+	rootPath, subPath := cs.rootPath, cs.subPath
 	wild := profile(t, ProfileTLSServer)
 	wild.SAN.Wildcard = true
 	server, client := profile(t, ProfileTLSServer), profile(t, ProfileTLSClient)
@@ -238,4 +215,47 @@ func mustSerial(t *testing.T) *big.Int {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// constrainedSub is a subordinate CA whose certificate a root signed with
+// openssl, with name constraints.
+type constrainedSub struct {
+	dir               string
+	root, sub         *Authority
+	key               crypto.Signer
+	certs             []*x509.Certificate // the subordinate's certificate
+	rootPath, subPath string
+}
+
+// newConstrainedSub makes one: constraints is the value of openssl's
+// nameConstraints setting after "critical,", followed by any sections it
+// names.
+func newConstrainedSub(t *testing.T, name string, now time.Time, constraints string) *constrainedSub {
+	t.Helper()
+	cs := &constrainedSub{dir: t.TempDir()}
+	cs.root = newTestRoot(t, "Example Root", KeyECDSAP256, "", now)
+	cs.rootPath = writeTemp(t, cs.dir, "root.pem", certPEM(cs.root.Cert))
+	rootKey := filepath.Join(cs.dir, "root.key")
+	if err := WriteKeyFile(rootKey, cs.root.Key, nil); err != nil {
+		t.Fatal(err)
+	}
+	cs.key = testKey(t, KeyECDSAP256, 2)
+	csrPEM, err := NewSubordinateCSR(name, cs.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csrPath := writeTemp(t, cs.dir, "sub.csr", csrPEM)
+	ext := writeTemp(t, cs.dir, "ext.cnf", []byte("basicConstraints=critical,CA:TRUE,pathlen:0\n"+
+		"keyUsage=critical,digitalSignature,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"+
+		"nameConstraints=critical,"+constraints))
+	cs.subPath = filepath.Join(cs.dir, "sub.pem")
+	mustOpenSSL(t, "x509", "-req", "-in", csrPath, "-CA", cs.rootPath, "-CAkey", rootKey, "-set_serial", "0x77",
+		"-days", "30", "-extfile", ext, "-out", cs.subPath)
+	if cs.certs, err = ParseCertsPEM(readFile(t, cs.subPath)); err != nil {
+		t.Fatal(err)
+	}
+	if cs.sub, err = NewAuthority(name, cs.certs[0], cs.key, []*x509.Certificate{cs.root.Cert}, ""); err != nil {
+		t.Fatal(err)
+	}
+	return cs
 }

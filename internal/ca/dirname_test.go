@@ -7,7 +7,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,35 +19,11 @@ import (
 // at submission and at signing; and the CN-only subject the CA wrote
 // before is what openssl rejects.
 func TestDirectoryNameConstraints(t *testing.T) {
-	dir := t.TempDir()
 	now := time.Now()
-	root := newTestRoot(t, "Example Root", KeyECDSAP256, "", now)
-	rootPath := writeTemp(t, dir, "root.pem", certPEM(root.Cert))
-	rootKey := filepath.Join(dir, "root.key")
-	if err := WriteKeyFile(rootKey, root.Key, nil); err != nil {
-		t.Fatal(err)
-	}
-	subKey := testKey(t, KeyECDSAP256, 2)
-	csrPEM, err := NewSubordinateCSR("Example Web CA", subKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	csrPath := writeTemp(t, dir, "sub.csr", csrPEM)
-	ext := writeTemp(t, dir, "ext.cnf", []byte("basicConstraints=critical,CA:TRUE,pathlen:0\n"+
-		"keyUsage=critical,digitalSignature,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"+
-		"nameConstraints=critical,permitted;dirName:web,permitted;DNS:example.com,excluded;dirName:bad\n"+
-		"[web]\nO=Example\nOU=Web\n[bad]\nO=EXAMPLE\nOU=web\nCN=forbidden.example.com\n"))
-	subPath := filepath.Join(dir, "sub.pem")
-	mustOpenSSL(t, "x509", "-req", "-in", csrPath, "-CA", rootPath, "-CAkey", rootKey, "-set_serial", "0x78",
-		"-days", "30", "-extfile", ext, "-out", subPath)
-	certs, err := ParseCertsPEM(readFile(t, subPath))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := NewAuthority("Example Web CA", certs[0], subKey, []*x509.Certificate{root.Cert}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs := newConstrainedSub(t, "Example Web CA", now, "permitted;dirName:web,permitted;DNS:example.com,excluded;dirName:bad\n"+
+		"[web]\nO=Example\nOU=Web\n[bad]\nO=EXAMPLE\nOU=web\nCN=forbidden.example.com\n")
+	dir, certs, sub, subKey := cs.dir, cs.certs, cs.sub, cs.key
+	rootPath, subPath := cs.rootPath, cs.subPath
 	if d := DescribeNameConstraints(certs[0]); !strings.Contains(d, "permitted DNS example.com, directory name OU=Web,O=Example") ||
 		!strings.Contains(d, "excluded directory name CN=forbidden.example.com,OU=web,O=EXAMPLE") {
 		t.Errorf("described as %q", d)

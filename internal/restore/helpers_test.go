@@ -10,10 +10,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -350,20 +348,7 @@ func copyTree(t testing.TB, dst, src string) {
 // none: stricter than occupied, which ignores CA key material.
 func leftover(t testing.TB, dir datadir.Dir) string {
 	t.Helper()
-	var found string
-	err := filepath.WalkDir(dir.Root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) && p == dir.Root {
-				return fs.SkipAll
-			}
-			return err
-		}
-		if d.IsDir() || p == dir.LockPath() {
-			return nil
-		}
-		found = p
-		return fs.SkipAll
-	})
+	p, err := firstFile(dir, nil)
 	must(t, err, "walk "+dir.Root)
-	return found
+	return p
 }

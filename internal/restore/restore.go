@@ -514,8 +514,20 @@ func (pl *restorePlan) apply(ctx context.Context, opts Options, rep *Report, log
 // restore from a set without the key goes: checkTarget still refuses one
 // whose CA certificate is not the set's.
 func occupied(dir datadir.Dir) (string, error) {
-	keyFiles := map[string]bool{dir.LockPath(): true, dir.CAKeyPath(): true, dir.CAKeyPath() + ".bak": true,
+	keyFiles := map[string]bool{dir.CAKeyPath(): true, dir.CAKeyPath() + ".bak": true,
 		dir.CACertPath(): true, dir.CAChainPath(): true}
+	p, err := firstFile(dir, func(p string, d fs.DirEntry) bool { return keyFiles[p] && d.Type().IsRegular() })
+	if p == "" || err != nil {
+		return "", err
+	}
+	rel, _ := filepath.Rel(dir.Root, p)
+	return rel, nil
+}
+
+// firstFile returns the path of the first file in dir, at any depth, that
+// is neither the lock file nor one skip accepts; "" when there is none
+// (or dir is absent).
+func firstFile(dir datadir.Dir, skip func(p string, d fs.DirEntry) bool) (string, error) {
 	var found string
 	err := filepath.WalkDir(dir.Root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -524,17 +536,13 @@ func occupied(dir datadir.Dir) (string, error) {
 			}
 			return err
 		}
-		if d.IsDir() || (keyFiles[p] && d.Type().IsRegular()) {
+		if d.IsDir() || p == dir.LockPath() || (skip != nil && skip(p, d)) {
 			return nil
 		}
-		rel, _ := filepath.Rel(dir.Root, p)
-		found = rel
+		found = p
 		return fs.SkipAll
 	})
-	if err != nil {
-		return "", err
-	}
-	return found, nil
+	return found, err
 }
 
 // hasCredentials reports whether dir holds the admin trust anchor, the
