@@ -391,6 +391,10 @@ func (r *backupRun) prepareDir() (replace bool, err error) {
 // incremental appends a logs-only backup to the set in r.dir.
 func (r *backupRun) incremental(ctx context.Context) (err error) {
 	set, err := backupset.Open(r.dir)
+	if errors.Is(err, backupset.ErrNoManifest) {
+		// DIR is not a set at all: the argument is wrong.
+		return fmt.Errorf("%w; an incremental backup needs a complete backup set (take a full backup first): %w", err, certadm.ErrInvalidArg)
+	}
 	if err != nil {
 		return fmt.Errorf("%w; an incremental backup needs a complete backup set (take a full backup first)", err)
 	}

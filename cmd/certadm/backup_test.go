@@ -248,6 +248,17 @@ func TestBackupFullThenIncremental(t *testing.T) {
 	if code != exitError || !strings.Contains(errOut, "it is a file, not a directory") || !strings.Contains(errOut, "HRESULT 0x80070057") {
 		t.Errorf("backup into a file: exit %d %s", code, errOut)
 	}
+	// An incremental backup into a directory that holds no set (here: none
+	// at all) is refused before anything is copied, saying so.
+	missing := filepath.Join(t.TempDir(), "absent")
+	code, _, errOut = cli(t, append(conn, "backup", "--incremental", missing)...)
+	if code != exitError || !strings.Contains(errOut, missing+" does not exist") || !strings.Contains(errOut, "take a full backup first") ||
+		!strings.Contains(errOut, "HRESULT 0x80070057") {
+		t.Errorf("incremental backup into a missing directory: exit %d %s", code, errOut)
+	}
+	if _, err := os.Stat(missing); err == nil {
+		t.Error("the refused incremental backup made the directory")
+	}
 	// Refused before a session was prepared: a logs-only session can start.
 	if b, err := c.BackupPrepare(context.Background(), certadm.BackupLogsOnly); err != nil {
 		t.Errorf("a session was left behind: %v", err)

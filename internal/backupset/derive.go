@@ -77,13 +77,8 @@ type found struct {
 // fails with an error matching both ErrNoManifest and ErrNotASet; a
 // manifest that cannot be read fails as Open says.
 func Load(ctx context.Context, dir string) (*Set, error) {
-	switch fi, err := os.Stat(dir); {
-	case errors.Is(err, os.ErrNotExist):
-		return nil, &notASetError{fmt.Sprintf("%s does not exist", dir)}
-	case err != nil:
-		return nil, &notASetError{err.Error()}
-	case !fi.IsDir():
-		return nil, &notASetError{fmt.Sprintf("%s is not a directory", dir)}
+	if err := checkSetDir(dir); err != nil {
+		return nil, err
 	}
 	s, err := Open(dir)
 	if err == nil || !(errors.Is(err, ErrNoManifest) || errors.Is(err, ErrIncomplete)) {
@@ -96,8 +91,23 @@ func Load(ctx context.Context, dir string) (*Set, error) {
 	return d, derr
 }
 
-// notASetError is Load's error for a dir that is no directory: it matches
-// ErrNotASet and ErrNoManifest, and says only what is wrong.
+// checkSetDir returns a *notASetError when dir does not exist or is not a
+// directory.
+func checkSetDir(dir string) error {
+	switch fi, err := os.Stat(dir); {
+	case errors.Is(err, os.ErrNotExist):
+		return &notASetError{fmt.Sprintf("%s does not exist", dir)}
+	case err != nil:
+		return &notASetError{err.Error()}
+	case !fi.IsDir():
+		return &notASetError{fmt.Sprintf("%s is not a directory", dir)}
+	}
+	return nil
+}
+
+// notASetError is the error of Open and Load for a dir that is no
+// directory: it matches ErrNotASet and ErrNoManifest, and says only what
+// is wrong.
 type notASetError struct{ why string }
 
 func (e *notASetError) Error() string { return ErrNotASet.Error() + ": " + e.why }

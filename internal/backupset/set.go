@@ -30,7 +30,13 @@ type Set struct {
 // ErrIncomplete when it is absent but a *.part file shows an interrupted
 // write, ErrManifestChecksum when its checksum does not match and
 // ErrManifestFormat when it is not a valid format-1 manifest.
+//
+// A dir that does not exist or is not a directory fails with an error
+// matching ErrNotASet and ErrNoManifest that says just that.
 func Open(dir string) (*Set, error) {
+	if err := checkSetDir(dir); err != nil {
+		return nil, fmt.Errorf("open backup set: %w", err)
+	}
 	p := filepath.Join(dir, ManifestFile)
 	raw, err := readManifestFile(p)
 	if errors.Is(err, os.ErrNotExist) {
