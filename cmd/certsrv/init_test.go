@@ -119,7 +119,7 @@ func TestSubordinateInstallCertAndKeyRestore(t *testing.T) {
 
 	ext := filepath.Join(tmp, "ext.cnf")
 	if err := os.WriteFile(ext, []byte("basicConstraints=critical,CA:true,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"+
-		"nameConstraints=critical,permitted;DNS:example.test\n"), 0o644); err != nil {
+		"nameConstraints=critical,permitted;DNS:example.test,permitted;dirName:org\n[org]\nO=Example Org\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	signed := filepath.Join(tmp, "sub.crt")
@@ -133,7 +133,8 @@ func TestSubordinateInstallCertAndKeyRestore(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("install-cert: exit %d\n%s", code, stderr)
 	}
-	if !strings.Contains(stdout, "Name constraints this CA will issue within") || !strings.Contains(stdout, "Sub CA: permitted DNS example.test") {
+	if !strings.Contains(stdout, "Name constraints this CA will issue within") ||
+		!strings.Contains(stdout, "Sub CA: permitted DNS example.test, directory name O=Example Org") || strings.Contains(stdout, "Warning") {
 		t.Errorf("install-cert does not name the parent's name constraints:\n%s", stdout)
 	}
 
@@ -203,6 +204,18 @@ func TestSubordinateInstallCertAndKeyRestore(t *testing.T) {
 	sc, _ := x509.ParseCertificate(subCert.Bytes)
 	if err := issued.CheckSignatureFrom(sc); err != nil {
 		t.Fatalf("certificate issued after the key restore: %v", err)
+	}
+	// The parent permitted the subtree O=Example Org: the subject lies in
+	// it, and openssl accepts the chain.
+	if got := issued.Subject.String(); got != "CN=www.example.test,O=Example Org" {
+		t.Errorf("subject %q, want CN=www.example.test,O=Example Org", got)
+	}
+	leaf := filepath.Join(tmp, "leaf.pem")
+	if err := os.WriteFile(leaf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issued.Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("openssl", "verify", "-CAfile", filepath.Join(parent, "keys", "ca.crt"), "-untrusted", signed, leaf).CombinedOutput(); err != nil {
+		t.Errorf("openssl verify of the certificate issued under the parent's constraints: %v\n%s", err, out)
 	}
 	if code := d2.Stop(t); code != 0 {
 		t.Fatalf("SIGTERM exit %d", code)

@@ -80,4 +80,9 @@ func printNameConstraints(a *app, dir datadir.Dir) {
 		}
 		fmt.Fprintf(a.stdout, "  %s: %s\n", c.Subject.CommonName, d)
 	}
+	if len(certs) > 0 {
+		if err := ca.CheckSubjectConstraints(certs[0], certs[1:]); err != nil {
+			fmt.Fprintf(a.stdout, "Warning: %v\n", err)
+		}
+	}
 }

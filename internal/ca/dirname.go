@@ -170,53 +170,16 @@ func (a *Authority) subjectFor(cn, profile string) ([]byte, pkix.Name, error) {
 	if cn == "" {
 		return cnDER, pkix.Name{}, nil
 	}
-	type constraining struct {
-		cert *x509.Certificate
-		dirSubtrees
-	}
-	var cs []constraining
-	for i := -1; i < len(a.Chain); i++ {
-		c := a.Cert
-		if i >= 0 {
-			c = a.Chain[i]
-		}
-		if c == nil {
-			continue
-		}
-		d, err := dirNameConstraints(c)
-		if err != nil {
-			return nil, pkix.Name{}, err
-		}
-		if !d.empty() {
-			cs = append(cs, constraining{c, d})
-		}
+	cs, err := dirConstraintsOf(a.Cert, a.Chain)
+	if err != nil {
+		return nil, pkix.Name{}, err
 	}
 	if len(cs) == 0 {
 		return cnDER, pkix.Name{CommonName: cn}, nil
 	}
-	// The base: the longest permitted subtree inside a permitted subtree of
-	// every certificate that has any.
-	var base [][]byte
-	found, anyPermitted := false, false
-	for _, c := range cs {
-		for _, p := range c.permitted {
-			anyPermitted = true
-			if (!found || len(p) > len(base)) && slices.IndexFunc(cs, func(o constraining) bool {
-				return len(o.permitted) > 0 && !slices.ContainsFunc(o.permitted, func(q [][]byte) bool { return rdnsPrefix(q, p) })
-			}) < 0 {
-				base, found = p, true
-			}
-		}
-	}
-	if anyPermitted && !found {
-		var s []string
-		for _, c := range cs {
-			for _, p := range c.permitted {
-				s = append(s, fmt.Sprintf("%s in %q", rdnsString(p), c.cert.Subject.CommonName))
-			}
-		}
-		return nil, pkix.Name{}, &SANError{Profile: profile, Kind: "subject", Value: "CN=" + cn,
-			Reason: "no subject satisfies the directory-name constraints of the CA certificates together (permitted: " + strings.Join(s, "; ") + ")"}
+	base, why := subjectBase(cs)
+	if why != "" {
+		return nil, pkix.Name{}, &SANError{Profile: profile, Kind: "subject", Value: "CN=" + cn, Reason: why}
 	}
 	var cnRDN asn1.RawValue
 	if _, err := asn1.Unmarshal(cnDER, &cnRDN); err != nil {
@@ -239,6 +202,75 @@ func (a *Authority) subjectFor(cn, profile string) ([]byte, pkix.Name, error) {
 	var name pkix.Name
 	name.FillFromRDNSequence(&seq)
 	return der, name, nil
+}
+
+// constraining is a certificate with directory-name subtrees.
+type constraining struct {
+	cert *x509.Certificate
+	dirSubtrees
+}
+
+// dirConstraintsOf returns the certificates among cert and chain that
+// carry directory-name subtrees.
+func dirConstraintsOf(cert *x509.Certificate, chain []*x509.Certificate) ([]constraining, error) {
+	var cs []constraining
+	for _, c := range append([]*x509.Certificate{cert}, chain...) {
+		if c == nil {
+			continue
+		}
+		d, err := dirNameConstraints(c)
+		if err != nil {
+			return nil, err
+		}
+		if !d.empty() {
+			cs = append(cs, constraining{c, d})
+		}
+	}
+	return cs, nil
+}
+
+// subjectBase chooses the RDNs subjects begin with: the longest permitted
+// subtree inside a permitted subtree of every certificate that has any
+// (none when no certificate permits a subtree). why says, when there is
+// no such subtree, why no subject can be issued.
+func subjectBase(cs []constraining) (base [][]byte, why string) {
+	found, anyPermitted := false, false
+	for _, c := range cs {
+		for _, p := range c.permitted {
+			anyPermitted = true
+			if (!found || len(p) > len(base)) && slices.IndexFunc(cs, func(o constraining) bool {
+				return len(o.permitted) > 0 && !slices.ContainsFunc(o.permitted, func(q [][]byte) bool { return rdnsPrefix(q, p) })
+			}) < 0 {
+				base, found = p, true
+			}
+		}
+	}
+	if !anyPermitted || found {
+		return base, ""
+	}
+	var s []string
+	for _, c := range cs {
+		for _, p := range c.permitted {
+			s = append(s, fmt.Sprintf("%s in %q", rdnsString(p), c.cert.Subject.CommonName))
+		}
+	}
+	return nil, "no subject satisfies the directory-name constraints of the CA certificates together (permitted: " + strings.Join(s, "; ") + ")"
+}
+
+// CheckSubjectConstraints reports whether the directory-name constraints
+// of a CA certificate and the chain above it leave a subject for the
+// certificates the CA issues: an error saying why not when every request
+// with a common name would be refused, nil otherwise (install-cert warns
+// with it).
+func CheckSubjectConstraints(cert *x509.Certificate, chain []*x509.Certificate) error {
+	cs, err := dirConstraintsOf(cert, chain)
+	if err != nil {
+		return err
+	}
+	if _, why := subjectBase(cs); why != "" {
+		return fmt.Errorf("%s: every request with a common name will be refused: %w", why, ErrSANNotAllowed)
+	}
+	return nil
 }
 
 // describeDirNames returns the directoryName part of c's constraints for

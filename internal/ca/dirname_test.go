@@ -172,6 +172,14 @@ func TestSubjectForChain(t *testing.T) {
 			t.Errorf("%s: subject %q (name %q, %v), want %q", c.name, seq.String(), name.String(), err, c.want)
 		}
 	}
+	// CheckSubjectConstraints (install-cert's warning) refuses the disjoint
+	// chain only.
+	for _, c := range cases {
+		err := CheckSubjectConstraints(c.cert, c.chain)
+		if (err != nil) != (c.name == "disjoint") || (err != nil && !strings.Contains(err.Error(), "every request with a common name will be refused")) {
+			t.Errorf("%s: CheckSubjectConstraints = %v", c.name, err)
+		}
+	}
 	// A malformed extension is an error, not an unconstrained subject.
 	bad := &x509.Certificate{Extensions: []pkix.Extension{{Id: oidNameConstraints, Value: []byte{0x30, 0x03, 0xa0, 0x01}}}}
 	if _, _, err := (&Authority{Cert: bad}).subjectFor("a.test", "p"); err == nil {
