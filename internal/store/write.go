@@ -206,41 +206,24 @@ func (d *DB) DenyRequest(ctx context.Context, id int64, reason string) (at time.
 // revoked one, except that a certificate on hold (reason 6) may be revoked
 // again with another reason.
 func (d *DB) Revoke(ctx context.Context, serial string, reason int, at time.Time) (Certificate, error) {
-	done, err := d.begin()
-	if err != nil {
-		return Certificate{}, err
-	}
-	defer done()
-	if err := validSerial(serial); err != nil {
-		return Certificate{}, err
-	}
 	if err := validReason(reason); err != nil {
 		return Certificate{}, err
-	}
-	unlock, err := d.locks.lock(ctx, serialKey(serial))
-	if err != nil {
-		return Certificate{}, err
-	}
-	defer unlock()
-	cert, err := d.CertificateBySerial(ctx, serial)
-	if err != nil {
-		return Certificate{}, err
-	}
-	if cert.Revoked && (cert.RevocationReason != ReasonCertificateHold || reason == ReasonCertificateHold) {
-		return Certificate{}, fmt.Errorf("certificate %s (reason %d): %w", serial, cert.RevocationReason, ErrAlreadyRevoked)
 	}
 	if at.IsZero() {
 		at = time.Now()
 	}
 	o := revokeOp{Serial: serial, Reason: reason, At: normTime(at)}
-	lsn, err := d.commit(ctx, &o)
-	if err != nil {
-		return Certificate{}, err
-	}
-	// The answer is built, not read back: while the database is stalled a
-	// durable record may not be applied yet.
-	cert.Revoked, cert.RevocationReason, cert.RevokedAt, cert.RevokedLSN = true, reason, o.At, lsn
-	return cert, nil
+	return d.changeRevocation(ctx, serial, &o, revocationChange{
+		refuse: func(c Certificate) error {
+			if c.Revoked && (c.RevocationReason != ReasonCertificateHold || reason == ReasonCertificateHold) {
+				return fmt.Errorf("certificate %s (reason %d): %w", serial, c.RevocationReason, ErrAlreadyRevoked)
+			}
+			return nil
+		},
+		apply: func(c *Certificate, lsn uint64) {
+			c.Revoked, c.RevocationReason, c.RevokedAt, c.RevokedLSN = true, reason, o.At, lsn
+		},
+	})
 }
 
 // Unrevoke releases the certificate serial from certificateHold and returns
@@ -248,6 +231,33 @@ func (d *DB) Revoke(ctx context.Context, serial string, reason int, at time.Time
 // ErrNotOnHold unless the certificate is revoked with reason
 // certificateHold.
 func (d *DB) Unrevoke(ctx context.Context, serial string) (Certificate, error) {
+	return d.changeRevocation(ctx, serial, &unrevokeOp{Serial: serial, At: normTime(time.Now())}, revocationChange{
+		refuse: func(c Certificate) error {
+			if !c.Revoked || c.RevocationReason != ReasonCertificateHold {
+				return fmt.Errorf("certificate %s: %w", serial, ErrNotOnHold)
+			}
+			return nil
+		},
+		apply: func(c *Certificate, lsn uint64) {
+			c.Revoked, c.RevocationReason, c.RevokedAt, c.RevokedLSN = false, 0, time.Time{}, lsn
+		},
+	})
+}
+
+// revocationChange is what Revoke or Unrevoke does to a certificate:
+// refuse says why the certificate as it is cannot take the change (nil:
+// it can); apply makes it what the change's record, at lsn, made it.
+type revocationChange struct {
+	refuse func(Certificate) error
+	apply  func(c *Certificate, lsn uint64)
+}
+
+// changeRevocation is Revoke and Unrevoke: under the serial's lock it reads
+// the certificate, lets ch refuse it (then nothing is committed), commits
+// o, and returns the certificate with ch applied. The answer is built, not
+// read back: while the database is stalled a durable record may not be
+// applied yet.
+func (d *DB) changeRevocation(ctx context.Context, serial string, o op, ch revocationChange) (Certificate, error) {
 	done, err := d.begin()
 	if err != nil {
 		return Certificate{}, err
@@ -265,14 +275,14 @@ func (d *DB) Unrevoke(ctx context.Context, serial string) (Certificate, error) {
 	if err != nil {
 		return Certificate{}, err
 	}
-	if !cert.Revoked || cert.RevocationReason != ReasonCertificateHold {
-		return Certificate{}, fmt.Errorf("certificate %s: %w", serial, ErrNotOnHold)
+	if err := ch.refuse(cert); err != nil {
+		return Certificate{}, err
 	}
-	lsn, err := d.commit(ctx, &unrevokeOp{Serial: serial, At: normTime(time.Now())})
+	lsn, err := d.commit(ctx, o)
 	if err != nil {
 		return Certificate{}, err
 	}
-	cert.Revoked, cert.RevocationReason, cert.RevokedAt, cert.RevokedLSN = false, 0, time.Time{}, lsn
+	ch.apply(&cert, lsn)
 	return cert, nil
 }
 
