@@ -2,6 +2,7 @@ package restore
 
 import (
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -151,7 +152,8 @@ type restorePlan struct {
 	// caCert is the CA certificate the restored CA will use (the target's
 	// or the set's key file's), when chooseKey read it.
 	caCert  *x509.Certificate
-	p12     []byte // key file to install; nil to keep the target's key
+	key     crypto.Signer       // the key from the set's key file; nil to keep the target's key
+	chain   []*x509.Certificate // the chain from the set's key file
 	dbPath  string
 	logsDir string
 	staged  string // the copy of the database snapshot in restore/incoming/
@@ -381,7 +383,7 @@ func (pl *restorePlan) chooseKey(dir datadir.Dir, password string) error {
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	_, cert, _, err := ca.ImportPKCS12(p12, password)
+	key, cert, chain, err := ca.ImportPKCS12(p12, password)
 	if err != nil {
 		return fmt.Errorf("restore: the backup set's %s: %w", keyFile, err)
 	}
@@ -394,8 +396,7 @@ func (pl *restorePlan) chooseKey(dir datadir.Dir, password string) error {
 		return fmt.Errorf("restore: the backup set's %s holds a certificate with SHA-256 %s, %s %s: %w",
 			keyFile, got, whose, m.CA.CertSHA256, ErrKeyMismatch)
 	}
-	pl.p12 = p12
-	pl.caCert = cert
+	pl.key, pl.caCert, pl.chain = key, cert, chain
 	pl.report.KeyRestored = true
 	return nil
 }
@@ -499,8 +500,10 @@ func (pl *restorePlan) apply(ctx context.Context, opts Options, rep *Report, log
 			return fmt.Errorf("copy dynamic file %s: %w", f.Path, err)
 		}
 	}
-	if pl.p12 != nil {
-		if err := service.KeyRestoreWithOptions(ctx, dir, pl.p12, opts.Password, service.KeyRestoreOptions{LockHeld: true}); err != nil {
+	if pl.key != nil {
+		// Decoded once, in chooseKey (the key derivation takes a quarter
+		// of a second).
+		if err := service.InstallKey(ctx, dir, pl.key, pl.caCert, pl.chain, service.KeyRestoreOptions{LockHeld: true}); err != nil {
 			return fmt.Errorf("install the CA key: %w", err)
 		}
 	}

@@ -2,6 +2,8 @@ package service
 
 import (
 	"context"
+	"crypto"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -80,10 +82,27 @@ func KeyRestoreWithOptions(ctx context.Context, dir datadir.Dir, p12 []byte, pas
 			return fmt.Errorf("key restore: the CA must be stopped: %w", err)
 		}
 		defer lock.Release()
+		opts.LockHeld = true
 	}
 	key, cert, chain, err := ca.ImportPKCS12(p12, password)
 	if err != nil {
 		return fmt.Errorf("key restore: %w", err)
+	}
+	return InstallKey(ctx, dir, key, cert, chain, opts)
+}
+
+// InstallKey is KeyRestoreWithOptions for a key backup already decoded
+// (ca.ImportPKCS12): the CA key, its certificate and the chain above it.
+func InstallKey(ctx context.Context, dir datadir.Dir, key crypto.Signer, cert *x509.Certificate, chain []*x509.Certificate, opts KeyRestoreOptions) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !opts.LockHeld {
+		lock, err := dir.Acquire()
+		if err != nil {
+			return fmt.Errorf("key restore: the CA must be stopped: %w", err)
+		}
+		defer lock.Release()
 	}
 	certPEM, err := os.ReadFile(dir.CACertPath())
 	switch {
