@@ -55,7 +55,7 @@ func (c *CA) Revoke(ctx context.Context, serial string, reason string, at time.T
 		case errors.Is(err, store.ErrNotFound):
 			return nil, apierr.New(apierr.NotFound, "certificate %s does not exist", s)
 		case errors.Is(err, store.ErrAlreadyRevoked):
-			return nil, apierr.New(apierr.BadRequestStatus, "certificate %s is already revoked: %w", s, err)
+			return nil, apierr.New(apierr.BadRequestStatus, "%w", err)
 		}
 		return nil, storeError("revoke "+s, err)
 	}
@@ -81,7 +81,7 @@ func (c *CA) Unrevoke(ctx context.Context, serial string) (*store.Certificate, e
 		case errors.Is(err, store.ErrNotFound):
 			return nil, apierr.New(apierr.NotFound, "certificate %s does not exist", s)
 		case errors.Is(err, store.ErrNotOnHold):
-			return nil, apierr.New(apierr.BadRequestStatus, "certificate %s is not on hold: %w", s, err)
+			return nil, apierr.New(apierr.BadRequestStatus, "%w", err)
 		}
 		return nil, storeError("unrevoke "+s, err)
 	}

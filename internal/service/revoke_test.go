@@ -61,8 +61,9 @@ func TestRevokeReasonsAndSerialForms(t *testing.T) {
 	before := lastLSN(c)
 	_, err := c.Revoke(ctx, rs[0].Certificate.Serial, "keyCompromise", time.Time{})
 	wantCode(t, err, apierr.BadRequestStatus)
-	if !errors.Is(err, store.ErrAlreadyRevoked) {
-		t.Errorf("second revoke = %v, want store.ErrAlreadyRevoked as cause", err)
+	if want := "certificate " + rs[0].Certificate.Serial + " is already revoked (reason code "; !errors.Is(err, store.ErrAlreadyRevoked) ||
+		!strings.Contains(err.Error(), want) || strings.Count(err.Error(), rs[0].Certificate.Serial) != 1 {
+		t.Errorf("second revoke = %v, want store.ErrAlreadyRevoked as cause, saying %q once", err, want)
 	}
 
 	fresh := issueN(t, c, 1)[0].Certificate.Serial
@@ -107,8 +108,8 @@ func TestHoldAndUnrevoke(t *testing.T) {
 	before := lastLSN(c)
 	_, err = c.Unrevoke(ctx, s0)
 	wantCode(t, err, apierr.BadRequestStatus)
-	if !errors.Is(err, store.ErrNotOnHold) {
-		t.Errorf("Unrevoke of a released certificate = %v, want store.ErrNotOnHold as cause", err)
+	if !errors.Is(err, store.ErrNotOnHold) || !strings.HasSuffix(err.Error(), " is not on hold") || strings.Count(err.Error(), "certificate") != 1 {
+		t.Errorf("Unrevoke of a released certificate = %v, want store.ErrNotOnHold as cause, said once", err)
 	}
 	if _, err := c.Revoke(ctx, s1, "keyCompromise", time.Time{}); err != nil {
 		t.Fatal(err)

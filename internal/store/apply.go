@@ -275,14 +275,14 @@ func (a *applyConn) apply(ctx context.Context, it *item) error {
 		return a.execOne(ctx, fmt.Errorf("request %d: %w", o.RequestID, ErrNotPending),
 			"denyReq", timeMicros(o.At), lsn, o.Reason, o.RequestID)
 	case *revokeOp:
-		if err := a.execOne(ctx, fmt.Errorf("certificate %s: %w", o.Serial, ErrAlreadyRevoked),
+		if err := a.execOne(ctx, fmt.Errorf("certificate %s is %w", o.Serial, ErrAlreadyRevoked),
 			"revoke", o.Reason, timeMicros(o.At), lsn, o.Serial, o.Reason); err != nil {
 			return err
 		}
 		_, err := a.exec(ctx, "insEvent", lsn, o.Serial, 1, o.Reason, timeMicros(o.At))
 		return err
 	case *unrevokeOp:
-		if err := a.execOne(ctx, fmt.Errorf("certificate %s: %w", o.Serial, ErrNotOnHold),
+		if err := a.execOne(ctx, fmt.Errorf("certificate %s is %w", o.Serial, ErrNotOnHold),
 			"unrevoke", lsn, o.Serial); err != nil {
 			return err
 		}
@@ -329,7 +329,7 @@ func (a *applyConn) apply(ctx context.Context, it *item) error {
 			}
 		}
 	case *revokePrincipalOp:
-		return a.execOne(ctx, fmt.Errorf("principal %q: %w", o.Principal, ErrAlreadyRevoked),
+		return a.execOne(ctx, fmt.Errorf("principal %q is %w", o.Principal, ErrAlreadyRevoked),
 			"revokePrincipal", lsn, o.Principal)
 	case *backupOp:
 		if _, err := a.exec(ctx, "insBackup", lsn, int64(o.B.Type), int64(o.B.FirstGen), int64(o.B.LastGen),

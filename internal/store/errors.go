@@ -22,7 +22,7 @@ var (
 	ErrAlreadyRevoked = errors.New("already revoked")
 	// ErrNotOnHold means Unrevoke was called for a certificate that is not
 	// revoked with reason certificateHold (6).
-	ErrNotOnHold = errors.New("certificate is not on hold")
+	ErrNotOnHold = errors.New("not on hold")
 	// ErrDuplicateSerial means a certificate with the serial number exists.
 	ErrDuplicateSerial = errors.New("duplicate serial number")
 	// ErrCRLNumber means a CRL number does not exceed the last recorded one.

@@ -216,7 +216,7 @@ func (d *DB) Revoke(ctx context.Context, serial string, reason int, at time.Time
 	return d.changeRevocation(ctx, serial, &o, revocationChange{
 		refuse: func(c Certificate) error {
 			if c.Revoked && (c.RevocationReason != ReasonCertificateHold || reason == ReasonCertificateHold) {
-				return fmt.Errorf("certificate %s (reason %d): %w", serial, c.RevocationReason, ErrAlreadyRevoked)
+				return fmt.Errorf("certificate %s is %w (reason code %d)", serial, ErrAlreadyRevoked, c.RevocationReason)
 			}
 			return nil
 		},
@@ -234,7 +234,7 @@ func (d *DB) Unrevoke(ctx context.Context, serial string) (Certificate, error) {
 	return d.changeRevocation(ctx, serial, &unrevokeOp{Serial: serial, At: normTime(time.Now())}, revocationChange{
 		refuse: func(c Certificate) error {
 			if !c.Revoked || c.RevocationReason != ReasonCertificateHold {
-				return fmt.Errorf("certificate %s: %w", serial, ErrNotOnHold)
+				return fmt.Errorf("certificate %s is %w", serial, ErrNotOnHold)
 			}
 			return nil
 		},
@@ -400,7 +400,7 @@ func (d *DB) RevokePrincipal(ctx context.Context, principal string) error {
 	case err != nil:
 		return fmt.Errorf("look up principal %q: %w", principal, err)
 	case revoked != 0:
-		return fmt.Errorf("principal %q: %w", principal, ErrAlreadyRevoked)
+		return fmt.Errorf("principal %q is %w", principal, ErrAlreadyRevoked)
 	}
 	_, err = d.commit(ctx, &revokePrincipalOp{Principal: principal, At: normTime(time.Now())})
 	return err
