@@ -187,12 +187,12 @@ func TestRevocationCommands(t *testing.T) {
 		colon = append(colon, strings.ToLower(serials[0][i:i+2]))
 	}
 	out := mustCLI(t, append(g, "revoke", strings.Join(colon, ":"), "--reason", "keyCompromise")...)
-	if !strings.Contains(out, "revoked "+serials[0]) || !strings.Contains(out, "(reason 1)") {
+	if !strings.Contains(out, "revoked "+serials[0]) || !strings.Contains(out, "(reason 1, keyCompromise)") {
 		t.Fatalf("revoke:\n%s", out)
 	}
 	// The reason by number.
 	out = mustCLI(t, append(g, "revoke", serials[1], "--reason", "6")...)
-	if !strings.Contains(out, "(reason 6)") {
+	if !strings.Contains(out, "(reason 6, certificateHold)") {
 		t.Fatalf("revoke on hold:\n%s", out)
 	}
 	code, _, errOut := cli(t, append(g, "revoke", serials[1], "--reason", "bored")...)

@@ -54,7 +54,7 @@ func printCertificate(w io.Writer, c *certadm.Certificate) {
 		fmt.Fprintf(w, "valid: %s .. %s\n", formatTime(c.NotBefore), formatTime(c.NotAfter))
 	}
 	if c.Revoked {
-		fmt.Fprintf(w, "revoked: %s (reason %d)\n", formatTime(c.RevokedAt), c.RevocationReason)
+		fmt.Fprintf(w, "revoked: %s (reason %d, %s)\n", formatTime(c.RevokedAt), c.RevocationReason, ca.ReasonName(c.RevocationReason))
 	}
 }
 
