@@ -77,10 +77,10 @@ type found struct {
 // fails with an error matching both ErrNoManifest and ErrNotASet; a
 // manifest that cannot be read fails as Open says.
 func Load(ctx context.Context, dir string) (*Set, error) {
-	if err := checkSetDir(dir); err != nil {
-		return nil, err
-	}
 	s, err := Open(dir)
+	if nas := (*notASetError)(nil); errors.As(err, &nas) {
+		return nil, nas // no directory: nothing to derive from either
+	}
 	if err == nil || !(errors.Is(err, ErrNoManifest) || errors.Is(err, ErrIncomplete)) {
 		return s, err
 	}

@@ -76,19 +76,31 @@ func KeyRestoreWithOptions(ctx context.Context, dir datadir.Dir, p12 []byte, pas
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if !opts.LockHeld {
-		lock, err := dir.Acquire()
-		if err != nil {
-			return fmt.Errorf("key restore: the CA must be stopped: %w", err)
-		}
-		defer lock.Release()
-		opts.LockHeld = true
+	release, err := lockForKeyRestore(dir, &opts)
+	if err != nil {
+		return err
 	}
+	defer release()
 	key, cert, chain, err := ca.ImportPKCS12(p12, password)
 	if err != nil {
 		return fmt.Errorf("key restore: %w", err)
 	}
 	return InstallKey(ctx, dir, key, cert, chain, opts)
+}
+
+// lockForKeyRestore takes the data directory's lock unless opts says the
+// caller holds it, and then marks it held in opts for the calls it makes;
+// release gives it back.
+func lockForKeyRestore(dir datadir.Dir, opts *KeyRestoreOptions) (release func(), err error) {
+	if opts.LockHeld {
+		return func() {}, nil
+	}
+	lock, err := dir.Acquire()
+	if err != nil {
+		return nil, fmt.Errorf("key restore: the CA must be stopped: %w", err)
+	}
+	opts.LockHeld = true
+	return func() { lock.Release() }, nil
 }
 
 // InstallKey is KeyRestoreWithOptions for a key backup already decoded
@@ -97,13 +109,11 @@ func InstallKey(ctx context.Context, dir datadir.Dir, key crypto.Signer, cert *x
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if !opts.LockHeld {
-		lock, err := dir.Acquire()
-		if err != nil {
-			return fmt.Errorf("key restore: the CA must be stopped: %w", err)
-		}
-		defer lock.Release()
+	release, err := lockForKeyRestore(dir, &opts)
+	if err != nil {
+		return err
 	}
+	defer release()
 	certPEM, err := os.ReadFile(dir.CACertPath())
 	switch {
 	case err == nil:
