@@ -3,6 +3,7 @@ package ca
 import (
 	"crypto/x509"
 	"fmt"
+	"iter"
 	"net"
 	"net/url"
 	"strings"
@@ -26,12 +27,8 @@ import (
 // checkNameConstraints returns a *SANError (ErrSANNotAllowed) for the
 // first name in n that the name constraints of a.Cert or a.Chain forbid.
 func (a *Authority) checkNameConstraints(n issuedNames, profile string) error {
-	for i := -1; i < len(a.Chain); i++ {
-		c := a.Cert
-		if i >= 0 {
-			c = a.Chain[i]
-		}
-		if c == nil || !hasNameConstraints(c) {
+	for c := range withChain(a.Cert, a.Chain) {
+		if !hasNameConstraints(c) {
 			continue
 		}
 		refuse := func(kind, value, why string) error {
@@ -78,6 +75,22 @@ func (a *Authority) CheckNameConstraints(csr *x509.CertificateRequest, p Profile
 	}
 	_, _, err = a.subjectFor(names.CN, p.Name)
 	return err
+}
+
+// withChain yields cert, then each certificate of chain, skipping nil
+// ones: the certificates whose name constraints bind what the CA issues.
+func withChain(cert *x509.Certificate, chain []*x509.Certificate) iter.Seq[*x509.Certificate] {
+	return func(yield func(*x509.Certificate) bool) {
+		for i := -1; i < len(chain); i++ {
+			c := cert
+			if i >= 0 {
+				c = chain[i]
+			}
+			if c != nil && !yield(c) {
+				return
+			}
+		}
+	}
 }
 
 func hasNameConstraints(c *x509.Certificate) bool {

@@ -58,30 +58,44 @@ func dirNameConstraints(c *x509.Certificate) (dirSubtrees, error) {
 			if b, err = asn1.Unmarshal(b, &part); err != nil || part.Class != asn1.ClassContextSpecific || part.Tag > 1 {
 				return d, fmt.Errorf("name constraints of %q: malformed subtrees", c.Subject.CommonName)
 			}
-			for s := part.Bytes; len(s) > 0; {
-				var sub, base asn1.RawValue
-				if s, err = asn1.Unmarshal(s, &sub); err != nil || sub.Tag != asn1.TagSequence {
-					return d, fmt.Errorf("name constraints of %q: malformed subtree", c.Subject.CommonName)
-				}
-				if _, err = asn1.Unmarshal(sub.Bytes, &base); err != nil {
-					return d, fmt.Errorf("name constraints of %q: malformed subtree base", c.Subject.CommonName)
-				}
-				if base.Class != asn1.ClassContextSpecific || base.Tag != 4 {
-					continue // another name form
-				}
-				rdns, err := nameRDNs(base.Bytes)
-				if err != nil {
-					return d, fmt.Errorf("name constraints of %q: directory name: %w", c.Subject.CommonName, err)
-				}
-				if part.Tag == 0 {
-					d.permitted = append(d.permitted, rdns)
-				} else {
-					d.excluded = append(d.excluded, rdns)
-				}
+			names, err := dirNamesIn(part.Bytes)
+			if err != nil {
+				return d, fmt.Errorf("name constraints of %q: %w", c.Subject.CommonName, err)
+			}
+			if part.Tag == 0 {
+				d.permitted = append(d.permitted, names...)
+			} else {
+				d.excluded = append(d.excluded, names...)
 			}
 		}
 	}
 	return d, nil
+}
+
+// dirNamesIn returns the RDNs of the directoryName bases among the
+// GeneralSubtree elements in b (the contents of permittedSubtrees or
+// excludedSubtrees); subtrees of other name forms are skipped.
+func dirNamesIn(b []byte) ([][][]byte, error) {
+	var names [][][]byte
+	for len(b) > 0 {
+		var sub, base asn1.RawValue
+		var err error
+		if b, err = asn1.Unmarshal(b, &sub); err != nil || sub.Tag != asn1.TagSequence {
+			return nil, errors.New("malformed subtree")
+		}
+		if _, err = asn1.Unmarshal(sub.Bytes, &base); err != nil {
+			return nil, errors.New("malformed subtree base")
+		}
+		if base.Class != asn1.ClassContextSpecific || base.Tag != 4 {
+			continue // another name form
+		}
+		rdns, err := nameRDNs(base.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("directory name: %w", err)
+		}
+		names = append(names, rdns)
+	}
+	return names, nil
 }
 
 // nameRDNs splits the DER of a Name into the DER of its RDNs.
@@ -214,10 +228,7 @@ type constraining struct {
 // carry directory-name subtrees.
 func dirConstraintsOf(cert *x509.Certificate, chain []*x509.Certificate) ([]constraining, error) {
 	var cs []constraining
-	for _, c := range append([]*x509.Certificate{cert}, chain...) {
-		if c == nil {
-			continue
-		}
+	for c := range withChain(cert, chain) {
 		d, err := dirNameConstraints(c)
 		if err != nil {
 			return nil, err
