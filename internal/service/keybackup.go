@@ -73,10 +73,7 @@ func KeyRestore(ctx context.Context, dir datadir.Dir, p12 []byte, password strin
 // at any step leaves either the old or the new ca.key in place, never a
 // partial one. A wrong password matches ca.ErrPassphrase.
 func KeyRestoreWithOptions(ctx context.Context, dir datadir.Dir, p12 []byte, password string, opts KeyRestoreOptions) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	release, err := lockForKeyRestore(dir, &opts)
+	release, err := beginKeyRestore(ctx, dir, &opts)
 	if err != nil {
 		return err
 	}
@@ -88,10 +85,13 @@ func KeyRestoreWithOptions(ctx context.Context, dir datadir.Dir, p12 []byte, pas
 	return InstallKey(ctx, dir, key, cert, chain, opts)
 }
 
-// lockForKeyRestore takes the data directory's lock unless opts says the
-// caller holds it, and then marks it held in opts for the calls it makes;
-// release gives it back.
-func lockForKeyRestore(dir datadir.Dir, opts *KeyRestoreOptions) (release func(), err error) {
+// beginKeyRestore checks ctx and takes the data directory's lock unless
+// opts says the caller holds it, and then marks it held in opts for the
+// calls it makes; release gives it back.
+func beginKeyRestore(ctx context.Context, dir datadir.Dir, opts *KeyRestoreOptions) (release func(), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if opts.LockHeld {
 		return func() {}, nil
 	}
@@ -106,10 +106,7 @@ func lockForKeyRestore(dir datadir.Dir, opts *KeyRestoreOptions) (release func()
 // InstallKey is KeyRestoreWithOptions for a key backup already decoded
 // (ca.ImportPKCS12): the CA key, its certificate and the chain above it.
 func InstallKey(ctx context.Context, dir datadir.Dir, key crypto.Signer, cert *x509.Certificate, chain []*x509.Certificate, opts KeyRestoreOptions) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	release, err := lockForKeyRestore(dir, &opts)
+	release, err := beginKeyRestore(ctx, dir, &opts)
 	if err != nil {
 		return err
 	}
