@@ -142,6 +142,15 @@ func (s *Set) checkCA(caName string, certSHA256 [32]byte) error {
 	return nil
 }
 
+// chunkSize returns the chunk size of the set's manifest, or the one a new
+// set gets when the manifest (format 1) records none.
+func (a *Appender) chunkSize() int64 {
+	if a.set.m.ChunkSize != 0 {
+		return a.set.m.ChunkSize
+	}
+	return chunkSize
+}
+
 // Generations returns the generations the Appender expects, in order.
 func (a *Appender) Generations() []uint32 { return append([]uint32(nil), a.gens...) }
 
@@ -160,11 +169,12 @@ func (a *Appender) AddLog(ctx context.Context, name string, r io.Reader, size in
 		return FileEntry{}, fmt.Errorf("%w: %s added, %s expected next", ErrBadPath, base, want)
 	}
 	rel := DatabaseDir + "/" + want
-	sum, err := writeFile(ctx, a.set.dir, rel, r, size)
+	sums, err := writeFile(ctx, a.set.dir, rel, r, size, a.chunkSize())
 	if err != nil {
 		return FileEntry{}, err
 	}
-	e := FileEntry{Path: rel, Kind: KindLog, Size: size, SHA256: sum, Backup: len(a.set.m.Backups)}
+	e := FileEntry{Path: rel, Kind: KindLog, Size: size, Backup: len(a.set.m.Backups)}
+	e.setDigests(sums)
 	a.added = append(a.added, e)
 	return e, nil
 }
@@ -201,6 +211,8 @@ func (a *Appender) Commit(ctx context.Context, info BackupInfo) (*Manifest, erro
 	}
 	first, end := infos[a.gens[0]], infos[a.gens[len(a.gens)-1]]
 	nm := m.clone()
+	// A format-1 set becomes a format-2 one: its files keep their digests.
+	nm.Format, nm.ChunkSize = ManifestFormat, a.chunkSize()
 	nm.Backups = append(nm.Backups, Backup{
 		Type:           BackupLogsOnly,
 		FirstGen:       first.Gen,

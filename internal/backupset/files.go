@@ -59,8 +59,9 @@ func ensureDir(dir string) error {
 var errNotDir = errors.New("exists and is not a directory")
 
 // writeFile copies exactly size bytes from r into root/rel, durably, and
-// returns the file's SHA-256, computed from the bytes as they are written.
-// rel must not exist yet.
+// returns the SHA-256 of each chunk bytes of it (one digest, the whole
+// file's, when it is at most chunk bytes long), computed from the bytes as
+// they are written. rel must not exist yet.
 //
 // Steps and what a crash at each leaves behind:
 //  1. create rel.part (exclusively) and copy into it: a partial .part file,
@@ -72,24 +73,24 @@ var errNotDir = errors.New("exists and is not a directory")
 // On error the .part file is removed and rel is not created. A source that
 // delivers fewer or more than size bytes fails with a *FileError matching
 // ErrSizeMismatch.
-func writeFile(ctx context.Context, root, rel string, r io.Reader, size int64) (digest string, err error) {
+func writeFile(ctx context.Context, root, rel string, r io.Reader, size, chunk int64) (digests []string, err error) {
 	if size < 0 {
-		return "", fmt.Errorf("write %s: negative size %d", rel, size)
+		return nil, fmt.Errorf("write %s: negative size %d", rel, size)
 	}
 	full, err := localPath(root, rel)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if err := ensureDir(filepath.Dir(full)); err != nil {
-		return "", fmt.Errorf("write %s: %w", rel, err)
+		return nil, fmt.Errorf("write %s: %w", rel, err)
 	}
 	if _, err := os.Lstat(full); err == nil {
-		return "", fmt.Errorf("write %s: %w: the file already exists", rel, ErrBadPath)
+		return nil, fmt.Errorf("write %s: %w: the file already exists", rel, ErrBadPath)
 	}
 	part := full + PartSuffix
 	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
 	if err != nil {
-		return "", fmt.Errorf("write %s: %w", rel, err)
+		return nil, fmt.Errorf("write %s: %w", rel, err)
 	}
 	defer func() {
 		if err != nil {
@@ -102,30 +103,30 @@ func writeFile(ctx context.Context, root, rel string, r io.Reader, size int64) (
 	// receiving it, and fsynced at the end it would queue every fsync of
 	// the CA's log (on the same disk, as often as not) behind it; see
 	// fsutil.DirectWriter.
-	w := newPipeWriter(ctx, fsutil.NewDirectWriter(f), size)
+	w := newPipeWriter(ctx, fsutil.NewDirectWriter(f), size, chunk)
 	_, err = w.ReadFrom(r)
 	sum, werr := w.finish()
 	switch {
 	case errors.Is(err, errTooLong):
-		return "", &FileError{Path: rel, Want: strconv.FormatInt(size, 10) + " bytes", Got: "more", Err: ErrSizeMismatch}
+		return nil, &FileError{Path: rel, Want: strconv.FormatInt(size, 10) + " bytes", Got: "more", Err: ErrSizeMismatch}
 	case err != nil:
-		return "", fmt.Errorf("write %s: %w", rel, err)
+		return nil, fmt.Errorf("write %s: %w", rel, err)
 	case werr != nil:
-		return "", fmt.Errorf("write %s: %w", rel, werr)
+		return nil, fmt.Errorf("write %s: %w", rel, werr)
 	case w.n < size:
-		return "", &FileError{Path: rel, Want: strconv.FormatInt(size, 10) + " bytes", Got: strconv.FormatInt(w.n, 10) + " bytes", Err: ErrTruncated}
+		return nil, &FileError{Path: rel, Want: strconv.FormatInt(size, 10) + " bytes", Got: strconv.FormatInt(w.n, 10) + " bytes", Err: ErrTruncated}
 	}
 	if err = f.Sync(); err != nil {
-		return "", fmt.Errorf("sync %s: %w", part, err)
+		return nil, fmt.Errorf("sync %s: %w", part, err)
 	}
 	if err = f.Close(); err != nil {
-		return "", fmt.Errorf("close %s: %w", part, err)
+		return nil, fmt.Errorf("close %s: %w", part, err)
 	}
 	if err = os.Rename(part, full); err != nil {
-		return "", fmt.Errorf("rename %s: %w", part, err)
+		return nil, fmt.Errorf("rename %s: %w", part, err)
 	}
 	if err = fsutil.SyncDir(filepath.Dir(full)); err != nil {
-		return "", err
+		return nil, err
 	}
 	return sum, nil
 }
@@ -170,23 +171,42 @@ func writeManifest(dir string, m *Manifest) ([]byte, error) {
 }
 
 // hashFile returns the size and SHA-256 of the file at p, checking ctx
-// between reads. A goroutine reads ahead while the caller's goroutine
-// hashes, so a file read from the disk costs max(read, hash) rather than
-// their sum: SHA-256 runs at about the speed of a fast disk.
+// between reads.
 func hashFile(ctx context.Context, p string) (int64, string, error) {
+	return hashRange(ctx, p, 0, -1)
+}
+
+// hashRange returns how many bytes it read and the SHA-256 of n bytes of
+// the file at p from offset off (to its end when n < 0), checking ctx
+// between reads. A goroutine reads ahead while the caller's goroutine
+// hashes, so a range read from the disk costs max(read, hash) rather than
+// their sum: SHA-256 runs at about the speed of a fast disk. A file shorter
+// than off+n gives fewer bytes, not an error.
+func hashRange(ctx context.Context, p string, off, n int64) (int64, string, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return 0, "", err
 	}
 	defer f.Close()
+	var r io.Reader = f
+	if off != 0 || n >= 0 {
+		if n < 0 {
+			n = maxSafeInteger
+		}
+		r = io.NewSectionReader(f, off, n)
+	}
 	type block struct {
 		b   []byte
 		err error
 	}
 	const buffers = 3
+	size := int64(copyBufferSize)
+	if n >= 0 && n < size {
+		size = max(n, 1)
+	}
 	free := make(chan []byte, buffers)
 	for i := 0; i < buffers; i++ {
-		free <- make([]byte, copyBufferSize)
+		free <- make([]byte, size)
 	}
 	full := make(chan block, buffers)
 	stop := make(chan struct{})
@@ -200,7 +220,7 @@ func hashFile(ctx context.Context, p string) (int64, string, error) {
 			case <-stop:
 				return
 			}
-			k, err := io.ReadFull(f, buf)
+			k, err := io.ReadFull(r, buf)
 			if err == io.ErrUnexpectedEOF {
 				err = io.EOF
 			}
@@ -215,20 +235,20 @@ func hashFile(ctx context.Context, p string) (int64, string, error) {
 		}
 	}()
 	h := sha256.New()
-	var n int64
+	var read int64
 	for blk := range full {
 		if err := ctx.Err(); err != nil {
-			return n, "", err
+			return read, "", err
 		}
 		h.Write(blk.b)
-		n += int64(len(blk.b))
+		read += int64(len(blk.b))
 		switch {
 		case blk.err == io.EOF:
-			return n, hex.EncodeToString(h.Sum(nil)), nil
+			return read, hex.EncodeToString(h.Sum(nil)), nil
 		case blk.err != nil:
-			return n, "", blk.err
+			return read, "", blk.err
 		}
 		free <- blk.b[:cap(blk.b)]
 	}
-	return n, "", io.ErrUnexpectedEOF // not reached: the reader ends with EOF or an error
+	return read, "", io.ErrUnexpectedEOF // not reached: the reader ends with EOF or an error
 }

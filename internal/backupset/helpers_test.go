@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +30,8 @@ type source struct {
 	caName string
 	cert   [32]byte
 	rmap   RestoreMap
+	// dbBytes, when set, grows each snapshot to at least that many bytes.
+	dbBytes int64
 }
 
 func newSource(t *testing.T, caName string) *source {
@@ -86,7 +89,36 @@ func (s *source) snapshot(path string) uint64 {
 	lsn := s.log.LastLSN()
 	sig := s.log.Signature()
 	makeDB(s.t, path, s.dbSig, sig, lsn)
+	if s.dbBytes > 0 {
+		growDB(s.t, path, s.dbBytes)
+	}
 	return lsn
+}
+
+// growDB adds rows of random bytes to the database at path until the file
+// holds at least size bytes.
+func growDB(t *testing.T, path string, size int64) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+uriPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for i := 0; ; i++ {
+		if fi, err := os.Stat(path); err != nil {
+			t.Fatal(err)
+		} else if fi.Size() >= size {
+			return
+		}
+		der := make([]byte, 64<<10)
+		rand.Read(der)
+		if _, err := db.Exec(`INSERT INTO certificates VALUES (?, ?)`, fmt.Sprintf("G%015X", i), der); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // makeDB writes a database file with a meta row and some content.
@@ -250,15 +282,42 @@ func rewriteManifest(t *testing.T, dir string, edit func(m *Manifest)) {
 	}
 }
 
-// fileEntryFor recomputes a manifest entry for a file replaced on disk.
+// fileEntryFor recomputes a manifest entry for a file replaced on disk, in
+// a set with the default chunk size.
 func fileEntryFor(t *testing.T, dir string, e FileEntry) FileEntry {
 	t.Helper()
-	n, sum, err := hashFile(context.Background(), filepath.Join(dir, filepath.FromSlash(e.Path)))
+	p := filepath.Join(dir, filepath.FromSlash(e.Path))
+	fi, err := os.Stat(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.Size, e.SHA256 = n, sum
+	e.Size = fi.Size()
+	e.setDigests(fileDigests(t, p, DefaultChunkSize))
 	return e
+}
+
+// fileDigests returns the digests a manifest records for the file at p: the
+// SHA-256 of each chunk bytes, one for a file of at most one chunk.
+func fileDigests(t *testing.T, p string, chunk int64) []string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sums []string
+	for off := int64(0); off == 0 || off < int64(len(b)); off += chunk {
+		s := sha256.Sum256(b[off:min(off+chunk, int64(len(b)))])
+		sums = append(sums, hex.EncodeToString(s[:]))
+	}
+	return sums
+}
+
+// entryDigests returns the digests e records, as fileDigests lists them.
+func entryDigests(e FileEntry) []string {
+	if e.SHA256 != "" {
+		return []string{e.SHA256}
+	}
+	return e.ChunkSHA256
 }
 
 // verifyDir opens and verifies dir, returning the report (nil when Open

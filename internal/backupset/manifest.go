@@ -7,15 +7,31 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/certsrv/certsrv/internal/wal"
 )
 
-// ManifestFormat is the manifest format version this package writes and
-// reads.
-const ManifestFormat = 1
+// ManifestFormat is the manifest format version this package writes. It
+// reads every format from 1 to ManifestFormat: format 2 added chunk_size
+// and the per-chunk digests of large files (chunk_sha256); a format-1
+// manifest is a format-2 one without them.
+const ManifestFormat = 2
+
+// Chunk sizes a manifest may record: a power of two from MinChunkSize to
+// MaxChunkSize. DefaultChunkSize is the one a new set is written with.
+const (
+	MinChunkSize     = 1 << 20
+	MaxChunkSize     = 1 << 30
+	DefaultChunkSize = 16 << 20
+)
+
+// chunkSize is the chunk size a new set is written with; tests lower it to
+// exercise chunked files without writing large ones.
+var chunkSize int64 = DefaultChunkSize
 
 // Names of the files and directories of a set (doc.go describes them).
 const (
@@ -57,12 +73,15 @@ const (
 // Manifest is manifest.json. doc.go states every field's meaning and the
 // checksum rule.
 type Manifest struct {
-	Format   int         `json:"format"`
-	CA       CAIdentity  `json:"ca"`
-	Backups  []Backup    `json:"backups"`
-	Files    []FileEntry `json:"files"`
-	Notes    []string    `json:"notes"`
-	Checksum string      `json:"checksum"`
+	Format int `json:"format"`
+	// ChunkSize is the size of the pieces whose digests ChunkSHA256 lists
+	// (format 2; 0 in format 1).
+	ChunkSize int64       `json:"chunk_size,omitempty"`
+	CA        CAIdentity  `json:"ca"`
+	Backups   []Backup    `json:"backups"`
+	Files     []FileEntry `json:"files"`
+	Notes     []string    `json:"notes"`
+	Checksum  string      `json:"checksum"`
 }
 
 // CAIdentity names the CA and database a set belongs to.
@@ -90,13 +109,38 @@ type Backup struct {
 
 // FileEntry is one file of a set. Path is relative to the set directory and
 // slash-separated; Backup is the index in Manifest.Backups of the backup
-// that wrote the file.
+// that wrote the file. A file carries either SHA256, the digest of the
+// whole file, or, when it is larger than the manifest's chunk size,
+// ChunkSHA256, the digest of each ChunkSize bytes in order (the last piece
+// shorter), which a verifier can check on several cores at once. A set
+// Derive describes carries neither.
 type FileEntry struct {
-	Path   string `json:"path"`
-	Kind   Kind   `json:"kind"`
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
-	Backup int    `json:"backup"`
+	Path        string   `json:"path"`
+	Kind        Kind     `json:"kind"`
+	Size        int64    `json:"size"`
+	SHA256      string   `json:"sha256,omitempty"`
+	ChunkSHA256 []string `json:"chunk_sha256,omitempty"`
+	Backup      int      `json:"backup"`
+}
+
+// setDigests records the digests writeFile returned for e: one digest is
+// the whole file's, several are its chunks'.
+func (e *FileEntry) setDigests(sums []string) {
+	e.SHA256, e.ChunkSHA256 = "", nil
+	if len(sums) == 1 {
+		e.SHA256 = sums[0]
+	} else {
+		e.ChunkSHA256 = sums
+	}
+}
+
+// chunks returns how many pieces of chunk bytes a file of size bytes has
+// (at least one: an empty file is one empty piece).
+func chunks(size, chunk int64) int {
+	if size <= chunk {
+		return 1
+	}
+	return int((size + chunk - 1) / chunk)
 }
 
 // clone returns a deep copy of m.
@@ -104,6 +148,9 @@ func (m *Manifest) clone() *Manifest {
 	c := *m
 	c.Backups = append([]Backup(nil), m.Backups...)
 	c.Files = append([]FileEntry(nil), m.Files...)
+	for i := range c.Files {
+		c.Files[i].ChunkSHA256 = slices.Clone(c.Files[i].ChunkSHA256)
+	}
 	c.Notes = append([]string(nil), m.Notes...)
 	return &c
 }
@@ -124,8 +171,8 @@ func manifestChecksum(b []byte) (computed, recorded string, err error) {
 	if !ok {
 		return "", "", fmt.Errorf("%w: not a JSON object", ErrManifestFormat)
 	}
-	if f, ok := obj["format"].(json.Number); !ok || f.String() != fmt.Sprint(ManifestFormat) {
-		return "", "", fmt.Errorf("%w: format %v, want %d", ErrManifestFormat, obj["format"], ManifestFormat)
+	if f, ok := obj["format"].(json.Number); !ok || (f.String() != "1" && f.String() != fmt.Sprint(ManifestFormat)) {
+		return "", "", fmt.Errorf("%w: format %v, want 1 to %d", ErrManifestFormat, obj["format"], ManifestFormat)
 	}
 	recorded, ok = obj["checksum"].(string)
 	if !ok {
@@ -201,8 +248,12 @@ func (m *Manifest) validate() error {
 		return fmt.Errorf("%w: %s", ErrManifestFormat, fmt.Sprintf(format, args...))
 	}
 	switch {
-	case m.Format != ManifestFormat:
-		return bad("format %d, want %d", m.Format, ManifestFormat)
+	case m.Format < 1 || m.Format > ManifestFormat:
+		return bad("format %d, want 1 to %d", m.Format, ManifestFormat)
+	case m.Format == 1 && m.ChunkSize != 0:
+		return bad("chunk_size in a format-1 manifest")
+	case m.Format >= 2 && (m.ChunkSize < MinChunkSize || m.ChunkSize > MaxChunkSize || m.ChunkSize&(m.ChunkSize-1) != 0):
+		return bad("chunk_size %d is not a power of two from %d to %d", m.ChunkSize, MinChunkSize, MaxChunkSize)
 	case m.CA.Name == "":
 		return bad("empty CA name")
 	case !isHexDigest(m.CA.CertSHA256):
@@ -246,8 +297,19 @@ func (m *Manifest) validate() error {
 			return bad("%s listed twice", f.Path)
 		case f.Size < 0 || f.Size > maxSafeInteger:
 			return bad("%s has size %d", f.Path, f.Size)
-		case !isHexDigest(f.SHA256):
+		case f.SHA256 == "" && len(f.ChunkSHA256) == 0:
+			return bad("%s has no digest", f.Path)
+		case f.SHA256 != "" && len(f.ChunkSHA256) > 0:
+			return bad("%s has both a digest and chunk digests", f.Path)
+		case f.SHA256 != "" && !isHexDigest(f.SHA256):
 			return bad("%s has digest %q, not 64 lower-case hex digits", f.Path, f.SHA256)
+		case len(f.ChunkSHA256) > 0 && m.Format < 2:
+			return bad("%s has chunk digests in a format-1 manifest", f.Path)
+		case len(f.ChunkSHA256) > 0 && (f.Size <= m.ChunkSize || len(f.ChunkSHA256) != chunks(f.Size, m.ChunkSize)):
+			return bad("%s has %d chunk digests; %d bytes in chunks of %d need %s", f.Path, len(f.ChunkSHA256), f.Size, m.ChunkSize,
+				chunkCount(f.Size, m.ChunkSize))
+		case !allHexDigests(f.ChunkSHA256):
+			return bad("%s has a chunk digest that is not 64 lower-case hex digits", f.Path)
 		case f.Backup < 0 || f.Backup >= len(m.Backups):
 			return bad("%s has backup index %d; the manifest lists %s (indexes 0..%d)", f.Path, f.Backup, countOf(int64(len(m.Backups)), "backup", "backups"), len(m.Backups)-1)
 		case f.Backup > 0 && f.Kind != KindLog:
@@ -316,6 +378,25 @@ func checkLayout(k Kind, rel, logBase string) error {
 		return bad("unknown kind")
 	}
 	return nil
+}
+
+// chunkCount says how many chunk digests a file of size bytes needs.
+func chunkCount(size, chunk int64) string {
+	if size <= chunk {
+		return "none (one sha256 for the whole file)"
+	}
+	return strconv.Itoa(chunks(size, chunk))
+}
+
+// allHexDigests reports whether every element of l is a SHA-256 in
+// lower-case hex.
+func allHexDigests(l []string) bool {
+	for _, s := range l {
+		if !isHexDigest(s) {
+			return false
+		}
+	}
+	return true
 }
 
 // isHexDigest reports whether s is a SHA-256 in lower-case hex.

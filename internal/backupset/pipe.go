@@ -34,8 +34,9 @@ type maxWriter interface{ SetMaxWrite(n int) }
 var errTooLong = errors.New("source longer than announced")
 
 // pipeWriter is the io.Writer writeFile copies through: it counts bytes,
-// refuses to go past limit, stops when ctx ends, and writes to w and a
-// SHA-256 through the pipeline above. It must be finished with finish.
+// refuses to go past limit, stops when ctx ends, and writes to w and to
+// SHA-256 digests of each chunk bytes through the pipeline above. It must be
+// finished with finish.
 type pipeWriter struct {
 	ctx   context.Context
 	n     int64
@@ -47,13 +48,17 @@ type pipeWriter struct {
 	toHash chan []byte
 	done   chan struct{}
 	h      hash.Hash
+	chunk  int64    // bytes per digest
+	inH    int64    // bytes h holds
+	sums   []string // digests of the chunks hashed so far
 
 	mu  sync.Mutex
 	err error // the first write error
 }
 
-func newPipeWriter(ctx context.Context, w io.Writer, limit int64) *pipeWriter {
+func newPipeWriter(ctx context.Context, w io.Writer, limit, chunk int64) *pipeWriter {
 	p := &pipeWriter{
+		chunk:  chunk,
 		ctx:    ctx,
 		limit:  limit,
 		free:   make(chan []byte, pipeBuffers),
@@ -94,11 +99,26 @@ func newPipeWriter(ctx context.Context, w io.Writer, limit int64) *pipeWriter {
 	go func() {
 		defer close(p.done)
 		for b := range p.toHash {
-			p.h.Write(b)
+			p.hash(b)
 			p.free <- b[:0]
 		}
 	}()
 	return p
+}
+
+// hash adds b to the chunk digests.
+func (p *pipeWriter) hash(b []byte) {
+	for len(b) > 0 {
+		k := int(min(int64(len(b)), p.chunk-p.inH))
+		p.h.Write(b[:k])
+		p.inH += int64(k)
+		b = b[k:]
+		if p.inH == p.chunk {
+			p.sums = append(p.sums, hex.EncodeToString(p.h.Sum(nil)))
+			p.h.Reset()
+			p.inH = 0
+		}
+	}
 }
 
 func (p *pipeWriter) failed() error {
@@ -194,8 +214,9 @@ func (p *pipeWriter) ReadFrom(r io.Reader) (int64, error) {
 }
 
 // finish writes and hashes what is still queued, stops the goroutines, and
-// returns the SHA-256 in lower-case hex and the first write error.
-func (p *pipeWriter) finish() (string, error) {
+// returns the SHA-256 of each chunk in lower-case hex (one for a file of at
+// most one chunk, an empty one included) and the first write error.
+func (p *pipeWriter) finish() ([]string, error) {
 	if len(p.cur) > 0 {
 		p.toFile <- p.cur
 		p.cur = nil
@@ -203,7 +224,10 @@ func (p *pipeWriter) finish() (string, error) {
 	close(p.toFile)
 	<-p.done
 	if err := p.failed(); err != nil {
-		return "", err
+		return nil, err
 	}
-	return hex.EncodeToString(p.h.Sum(nil)), nil
+	if p.inH > 0 || len(p.sums) == 0 {
+		p.sums = append(p.sums, hex.EncodeToString(p.h.Sum(nil)))
+	}
+	return p.sums, nil
 }

@@ -67,9 +67,8 @@ func TestWriteOpenVerifyRoundTrip(t *testing.T) {
 		if fi.Mode().Perm() != filePerm {
 			t.Errorf("%s has mode %v", f.Path, fi.Mode().Perm())
 		}
-		_, sum, _ := hashFile(ctx, p)
-		if sum != f.SHA256 || fi.Size() != f.Size {
-			t.Errorf("%s: manifest %d %s, file %d %s", f.Path, f.Size, f.SHA256, fi.Size(), sum)
+		if sums := fileDigests(t, p, m.ChunkSize); !slices.Equal(sums, entryDigests(f)) || fi.Size() != f.Size {
+			t.Errorf("%s: manifest %d %v, file %d %v", f.Path, f.Size, entryDigests(f), fi.Size(), sums)
 		}
 	}
 	if parts := partFiles(dir); len(parts) != 0 {
@@ -142,7 +141,7 @@ func TestManifestChecksumIgnoresFormatting(t *testing.T) {
 	}
 	var out bytes.Buffer
 	out.WriteString("{")
-	for i, k := range []string{"checksum", "notes", "files", "backups", "ca", "format"} {
+	for i, k := range []string{"checksum", "notes", "files", "backups", "ca", "chunk_size", "format"} {
 		if i > 0 {
 			out.WriteString(",")
 		}
@@ -423,7 +422,7 @@ func (f *failingWriter) Write(p []byte) (int, error) {
 }
 
 func TestPipeWriterReportsWriteError(t *testing.T) {
-	p := newPipeWriter(context.Background(), &failingWriter{after: 1}, 64<<20)
+	p := newPipeWriter(context.Background(), &failingWriter{after: 1}, 64<<20, DefaultChunkSize)
 	chunk := make([]byte, pipeBufferSize)
 	var werr error
 	for i := 0; i < 16 && werr == nil; i++ {
@@ -437,18 +436,33 @@ func TestPipeWriterReportsWriteError(t *testing.T) {
 		t.Error("Write kept accepting data after the medium failed")
 	}
 	// The digest is that of the bytes written, in order.
-	p = newPipeWriter(context.Background(), io.Discard, 10<<20)
+	// The digests are those of the bytes written, in order: the whole
+	// file's when it fits one chunk, else each chunk's, whatever the
+	// boundaries of the writes and of the pipeline's buffers.
 	data := make([]byte, 10<<20)
 	for i := range data {
 		data[i] = byte(i * 7)
 	}
-	for off := 0; off < len(data); off += 777777 {
-		p.Write(data[off:min(off+777777, len(data))])
+	for _, chunk := range []int64{DefaultChunkSize, 10 << 20, 3<<20 + 1, 1 << 20} {
+		p = newPipeWriter(context.Background(), io.Discard, int64(len(data)), chunk)
+		for off := 0; off < len(data); off += 777777 {
+			p.Write(data[off:min(off+777777, len(data))])
+		}
+		sums, err := p.finish()
+		var want []string
+		for off := int64(0); off < int64(len(data)); off += chunk {
+			s := sha256.Sum256(data[off:min(off+chunk, int64(len(data)))])
+			want = append(want, hex.EncodeToString(s[:]))
+		}
+		if err != nil || !slices.Equal(sums, want) {
+			t.Errorf("chunk %d: digests %v, want %v (%v)", chunk, sums, want, err)
+		}
 	}
-	sum, err := p.finish()
-	want := sha256.Sum256(data)
-	if err != nil || sum != hex.EncodeToString(want[:]) {
-		t.Errorf("digest %s, want %x (%v)", sum, want, err)
+	// An empty file has one digest, that of no bytes.
+	p = newPipeWriter(context.Background(), io.Discard, 0, DefaultChunkSize)
+	sums, err := p.finish()
+	if empty := sha256.Sum256(nil); err != nil || len(sums) != 1 || sums[0] != hex.EncodeToString(empty[:]) {
+		t.Errorf("empty file: digests %v (%v)", sums, err)
 	}
 }
 
@@ -487,7 +501,7 @@ func TestPipeWriterPieceSizeFollowsBacklog(t *testing.T) {
 
 	// Keeping up: each buffer is written before the next is queued.
 	w := &pieceWriter{}
-	p := newPipeWriter(context.Background(), w, 4*pipeBufferSize)
+	p := newPipeWriter(context.Background(), w, 4*pipeBufferSize, DefaultChunkSize)
 	for i := 1; i <= 4; i++ {
 		if _, err := p.Write(chunk); err != nil {
 			t.Fatal(err)
@@ -508,7 +522,7 @@ func TestPipeWriterPieceSizeFollowsBacklog(t *testing.T) {
 
 	// Behind: the first write is held until every buffer is queued.
 	w = &pieceWriter{gate: make(chan struct{})}
-	p = newPipeWriter(context.Background(), w, pipeBuffers*pipeBufferSize)
+	p = newPipeWriter(context.Background(), w, pipeBuffers*pipeBufferSize, DefaultChunkSize)
 	for range pipeBuffers {
 		if _, err := p.Write(chunk); err != nil {
 			t.Fatal(err)

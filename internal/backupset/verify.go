@@ -192,10 +192,12 @@ func verifyBackupChain(m *Manifest, problem func(error)) {
 	}
 }
 
-// verifyFiles checks every listed file with verifyFile, several at a time
-// (one SHA-256 is one sequential computation: a set's logs are hashed on
-// other cores while its database is), largest first so that the largest
-// file never starts last. The i-th error is files[i]'s.
+// verifyFiles checks every listed file: its presence and size
+// (checkFile), then, for a file that passed, its digests. The digests are
+// checked several at a time, largest file first: one SHA-256 is one
+// sequential computation, so a file recorded with chunk digests is hashed
+// chunk by chunk on all cores, and a set's logs are hashed on other cores
+// while its database is. The i-th error is files[i]'s.
 func (s *Set) verifyFiles(ctx context.Context, files []FileEntry) []error {
 	errs := make([]error, len(files))
 	order := make([]int, len(files))
@@ -203,25 +205,90 @@ func (s *Set) verifyFiles(ctx context.Context, files []FileEntry) []error {
 		order[i] = i
 	}
 	sort.SliceStable(order, func(a, b int) bool { return files[order[a]].Size > files[order[b]].Size })
-	next := make(chan int)
+	// A job hashes n bytes of files[file] from off; chunk is the index in
+	// its ChunkSHA256, -1 for the whole file.
+	type job struct {
+		file, chunk int
+		off, n      int64
+		sum         string
+		read        int64
+		err         error
+	}
+	var jobs []*job
+	paths := make([]string, len(files))
+	for _, i := range order {
+		f := files[i]
+		p, err := s.checkFile(f)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		paths[i] = p
+		switch {
+		case len(f.ChunkSHA256) > 0:
+			c := s.m.ChunkSize
+			for k := range f.ChunkSHA256 {
+				off := int64(k) * c
+				jobs = append(jobs, &job{file: i, chunk: k, off: off, n: min(c, f.Size-off)})
+			}
+		case f.SHA256 != "":
+			jobs = append(jobs, &job{file: i, chunk: -1, n: -1})
+		}
+		// A derived set records no digest.
+	}
+	next := make(chan *job)
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), maxHashers, len(files)) {
+	for range min(runtime.GOMAXPROCS(0), maxHashers, len(jobs)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range next {
-				errs[i] = s.verifyFile(ctx, files[i])
+			for j := range next {
+				j.read, j.sum, j.err = hashRange(ctx, paths[j.file], j.off, j.n)
 			}
 		}()
 	}
-	for _, i := range order {
+	for _, j := range jobs {
 		if ctx.Err() != nil {
 			break
 		}
-		next <- i
+		next <- j
 	}
 	close(next)
 	wg.Wait()
+	if ctx.Err() != nil {
+		return errs
+	}
+	// The first failing job of each file gives its error; the count of
+	// chunks that differ goes with it.
+	differ := map[int]int{}
+	for _, j := range jobs {
+		f := files[j.file]
+		want := f.SHA256
+		if j.chunk >= 0 {
+			want = f.ChunkSHA256[j.chunk]
+		}
+		var err error
+		switch {
+		case j.err != nil:
+			err = fmt.Errorf("read %s: %w", f.Path, j.err)
+		case j.chunk < 0 && j.read != f.Size, j.chunk >= 0 && j.read != j.n:
+			err = &FileError{Path: f.Path, Want: strconv.FormatInt(f.Size, 10) + " bytes", Got: strconv.FormatInt(j.off+j.read, 10) + " bytes read", Err: ErrSizeMismatch}
+		case j.sum != want && j.chunk < 0:
+			err = &FileError{Path: f.Path, Want: "SHA-256 " + want, Got: j.sum, Err: ErrDigestMismatch}
+		case j.sum != want:
+			differ[j.file]++
+			err = &FileError{Path: f.Path, Err: ErrDigestMismatch, Got: j.sum,
+				Want: fmt.Sprintf("SHA-256 %s of bytes %d to %d (chunk %d of %d)", want, j.off, j.off+j.n-1, j.chunk+1, len(f.ChunkSHA256))}
+		}
+		if err != nil && errs[j.file] == nil {
+			errs[j.file] = err
+		}
+	}
+	for i, k := range differ {
+		if fe, ok := errs[i].(*FileError); ok && k > 1 && fe.Err == ErrDigestMismatch {
+			fe.Err = fmt.Errorf("%w in %d of its %d chunks, the first", ErrDigestMismatch, k, len(files[i].ChunkSHA256))
+		}
+	}
 	return errs
 }
 
@@ -229,42 +296,29 @@ func (s *Set) verifyFiles(ctx context.Context, files []FileEntry) []error {
 // backup medium only seeks more.
 const maxHashers = 4
 
-// verifyFile checks one listed file's presence, size and digest.
-func (s *Set) verifyFile(ctx context.Context, f FileEntry) error {
+// checkFile checks one listed file's presence and size and returns its
+// path.
+func (s *Set) checkFile(f FileEntry) (string, error) {
 	p, err := localPath(s.dir, f.Path)
 	if err != nil {
-		return &FileError{Path: f.Path, Err: err}
+		return "", &FileError{Path: f.Path, Err: err}
 	}
 	fi, err := os.Lstat(p)
 	if err != nil || !fi.Mode().IsRegular() {
-		return &FileError{Path: f.Path, Err: ErrMissingFile}
+		return "", &FileError{Path: f.Path, Err: ErrMissingFile}
 	}
 	if fi.Size() != f.Size {
 		if !s.HasManifest() {
-			return &FileError{Path: f.Path, Want: strconv.FormatInt(f.Size, 10) + " bytes (its size when the set was read)",
+			return "", &FileError{Path: f.Path, Want: strconv.FormatInt(f.Size, 10) + " bytes (its size when the set was read)",
 				Got: strconv.FormatInt(fi.Size(), 10) + " bytes", Err: ErrSizeMismatch}
 		}
 		e := &FileError{Path: f.Path, Want: strconv.FormatInt(f.Size, 10) + " bytes", Got: strconv.FormatInt(fi.Size(), 10) + " bytes", Err: ErrSizeMismatch}
 		if fi.Size() < f.Size {
 			e.Err = ErrTruncated
 		}
-		return e
+		return "", e
 	}
-	if f.SHA256 == "" {
-		// A derived set records no digest.
-		return nil
-	}
-	n, sum, err := hashFile(ctx, p)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", f.Path, err)
-	}
-	if n != f.Size {
-		return &FileError{Path: f.Path, Want: strconv.FormatInt(f.Size, 10) + " bytes", Got: strconv.FormatInt(n, 10) + " bytes read", Err: ErrSizeMismatch}
-	}
-	if sum != f.SHA256 {
-		return &FileError{Path: f.Path, Want: "SHA-256 " + f.SHA256, Got: sum, Err: ErrDigestMismatch}
-	}
-	return nil
+	return p, nil
 }
 
 // extra returns the problem of rel, a file or directory ("Dir/") that is

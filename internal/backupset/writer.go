@@ -44,6 +44,7 @@ type BackupInfo struct {
 // manifest last; or Abort. A Writer is for one goroutine at a time.
 type Writer struct {
 	dir    string
+	chunk  int64 // the manifest's chunk size
 	opts   Options
 	files  []FileEntry
 	notes  []string
@@ -74,7 +75,7 @@ func Create(dir string, opts Options) (*Writer, error) {
 	case len(entries) > 0:
 		return nil, fmt.Errorf("create backup set in %s: %w: it holds %s", dir, ErrNotEmpty, describeEntries(entries))
 	}
-	return &Writer{dir: dir, opts: opts}, nil
+	return &Writer{dir: dir, chunk: chunkSize, opts: opts}, nil
 }
 
 func describeEntries(entries []os.DirEntry) string {
@@ -117,11 +118,12 @@ func (w *Writer) AddFile(ctx context.Context, kind Kind, rel string, r io.Reader
 			return FileEntry{}, fmt.Errorf("%w: a set holds one %s file and %s is already added", ErrBadPath, kind, f.Path)
 		}
 	}
-	sum, err := writeFile(ctx, w.dir, rel, r, size)
+	sums, err := writeFile(ctx, w.dir, rel, r, size, w.chunk)
 	if err != nil {
 		return FileEntry{}, err
 	}
-	e := FileEntry{Path: rel, Kind: kind, Size: size, SHA256: sum, Backup: 0}
+	e := FileEntry{Path: rel, Kind: kind, Size: size, Backup: 0}
+	e.setDigests(sums)
 	w.files = append(w.files, e)
 	if kind == KindLog {
 		w.opts.LogBase = base
@@ -157,7 +159,13 @@ func (w *Writer) AddRestoreMap(ctx context.Context, m RestoreMap) (FileEntry, er
 func (w *Writer) Note(text string) { w.notes = append(w.notes, text) }
 
 // Files returns the files added so far.
-func (w *Writer) Files() []FileEntry { return slices.Clone(w.files) }
+func (w *Writer) Files() []FileEntry {
+	files := slices.Clone(w.files)
+	for i := range files {
+		files[i].ChunkSHA256 = slices.Clone(files[i].ChunkSHA256)
+	}
+	return files
+}
 
 // Commit checks the files added and writes the manifest, which makes the
 // set complete. It requires one database, one restore map and at least one
@@ -221,7 +229,8 @@ func (w *Writer) Commit(ctx context.Context, info BackupInfo) (*Manifest, error)
 		return nil, fmt.Errorf("commit backup set: %w", err)
 	}
 	m := &Manifest{
-		Format: ManifestFormat,
+		Format:    ManifestFormat,
+		ChunkSize: w.chunk,
 		CA: CAIdentity{
 			Name:         w.opts.CAName,
 			CertSHA256:   hex.EncodeToString(w.opts.CACertSHA256[:]),
@@ -230,7 +239,7 @@ func (w *Writer) Commit(ctx context.Context, info BackupInfo) (*Manifest, error)
 			LogBase:      w.opts.LogBase,
 		},
 		Backups: []Backup{b},
-		Files:   slices.Clone(w.files),
+		Files:   w.Files(),
 		Notes:   append([]string{}, w.notes...),
 	}
 	if _, err := writeManifest(w.dir, m); err != nil {
