@@ -38,11 +38,13 @@
 // the chain, and its Commit replaces the manifest atomically; until then
 // the old manifest stays valid, and Abort removes the new logs.
 //
-// # manifest.json (format 1)
+// # manifest.json (format 2)
 //
 // A JSON object with exactly these members (unknown members are an error):
 //
-//	format    1
+//	format      2 (1 is still read: no chunk_size, no chunk_sha256)
+//	chunk_size  the size of the pieces chunk_sha256 lists digests of, a
+//	            power of two from 1 MiB to 1 GiB (the Writer: 16 MiB)
 //	ca        object:
 //	  name                the CA's name
 //	  certificate_sha256  SHA-256 of the CA certificate's DER, 64 lower-case hex digits
@@ -66,7 +68,12 @@
 //	  path                relative to DIR, "/"-separated, e.g. "DataBase/ca00000003.log"
 //	  kind                database | log | restore-map | dynamic | config | key
 //	  size                bytes
-//	  sha256              64 lower-case hex digits
+//	  sha256              for a file of at most chunk_size bytes (format 1:
+//	                      every file): its SHA-256, 64 lower-case hex digits
+//	  chunk_sha256        for a larger file, instead: the SHA-256 of each
+//	                      chunk_size bytes in order (the last piece shorter),
+//	                      ceil(size/chunk_size) of them; Verify hashes them
+//	                      on several cores and names the damaged range
 //	  backup              index in backups of the backup that wrote the file
 //	notes     array of strings: what a reader should know (for example that
 //	          the configuration could not be included)
@@ -74,7 +81,9 @@
 //
 // Every number in the manifest is an integer from 0 to 2^53-1. A set has one
 // database file and one restore map, written by the full backup, and at most
-// one configuration file; logs-only backups write only logs.
+// one configuration file; logs-only backups write only logs. A logs-only
+// backup appended to a format-1 set makes its manifest format 2 with a
+// chunk_size of 16 MiB; the older files keep their whole-file digests.
 //
 // The checksum is computed as follows: decode manifest.json as JSON; set the
 // top-level member "checksum" to the empty string; serialize the result as

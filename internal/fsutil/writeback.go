@@ -65,3 +65,10 @@ func (w *WritebackWriter) Write(b []byte) (int, error) {
 	}
 	return n, err
 }
+
+// ReadAhead asks the kernel to start reading n bytes of f from off into
+// the page cache, so that several readers of one file each find their
+// range in flight rather than ramping up the kernel's read-ahead from a
+// small window. It is only a hint: where the system has no such call it
+// does nothing.
+func ReadAhead(f *os.File, off, n int64) { _ = willNeed(f, off, n) }

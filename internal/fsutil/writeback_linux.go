@@ -35,3 +35,9 @@ func setDirect(f *os.File, on bool) error {
 	_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags)
 	return err
 }
+
+// willNeed asks the kernel to start reading [off, off+n) of f into the page
+// cache.
+func willNeed(f *os.File, off, n int64) error {
+	return unix.Fadvise(int(f.Fd()), off, n, unix.FADV_WILLNEED)
+}

@@ -14,3 +14,5 @@ func startWriteback(*os.File, int64, int64) error { return errUnsupported }
 func waitWriteback(*os.File, int64, int64) error { return errUnsupported }
 
 func setDirect(*os.File, bool) error { return errUnsupported }
+
+func willNeed(*os.File, int64, int64) error { return errUnsupported }

@@ -9,12 +9,13 @@
 //
 // Verify runs these checks, in this order (the Check* names):
 //
-//	manifest           manifest.json reads, is format 1 and its checksum
+//	manifest           manifest.json reads, is format 1 or 2 and its checksum
 //	                   matches (internal/backupset.Open). A set without
 //	                   manifest.json is accepted: the check passes with
 //	                   "absent" and the report carries a note.
 //	files              every file the manifest lists is present, of its
-//	                   size and SHA-256; nothing else is in the set but
+//	                   size and SHA-256 (or chunk digests, checked on all
+//	                   cores); nothing else is in the set but
 //	                   manifest.json and verified.json (and
 //	                   verified.json.tmp, which an interrupted WriteRecord
 //	                   leaves). Without a manifest: every file fits the set

@@ -23,6 +23,7 @@ type setInfo struct {
 	set              *backupset.Set
 	hasManifest      bool
 	manifestChecksum string
+	manifestFormat   int
 	caName           string
 	certSHA256       string // hex SHA-256 of the CA certificate; "" when a set without manifest holds none
 	dbRel            string // DataBase/<CA>.db
@@ -68,6 +69,7 @@ func fromSet(dir string, set *backupset.Set) (*setInfo, error) {
 		set:              set,
 		hasManifest:      set.HasManifest(),
 		manifestChecksum: m.Checksum,
+		manifestFormat:   m.Format,
 		caName:           m.CA.Name,
 		certSHA256:       m.CA.CertSHA256,
 		dbRel:            set.Database().Path,
@@ -166,7 +168,7 @@ func verifySet(ctx context.Context, info *setInfo, cs *checks) error {
 		logsRest = "; the other generations showed no problem"
 	}
 	if info.hasManifest {
-		cs.pass(CheckManifest, fmt.Sprintf("format %d, checksum %s…, %s", backupset.ManifestFormat, info.manifestChecksum[:12], chainWords(info.backups)))
+		cs.pass(CheckManifest, fmt.Sprintf("format %d, checksum %s…, %s", info.manifestFormat, info.manifestChecksum[:12], chainWords(info.backups)))
 		cs.pass(CheckFiles, fmt.Sprintf("%s, %s: sizes and SHA-256 digests match the manifest, nothing missing or extra", countOf(rep.Files, "file", "files"), byteWords(rep.Bytes)))
 		passUnless(CheckDatabase, fmt.Sprintf("%s reflects LSN %d and carries the set's signatures", info.dbRel, info.snapshotLSN),
 			only(info.dbRel), "")
