@@ -52,6 +52,19 @@ func TestChunkedDigestsVerify(t *testing.T) {
 	// An incremental keeps the set's chunk size, even when new sets are
 	// written with another.
 	withChunkSize(t, DefaultChunkSize)
+	m2 := appendTo(t, src, dir, m)
+	if m2.ChunkSize != MinChunkSize || len(m2.Backups) != 2 {
+		t.Errorf("after an incremental: chunk size %d, %d backups", m2.ChunkSize, len(m2.Backups))
+	}
+	if _, err := verifyDir(t, dir); err != nil {
+		t.Fatalf("verify after an incremental: %v", err)
+	}
+}
+
+// appendTo appends a logs-only backup of 100 more records to the set in dir
+// whose manifest is m, and returns the new manifest.
+func appendTo(t *testing.T, src *source, dir string, m *Manifest) *Manifest {
+	t.Helper()
 	set, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -60,12 +73,7 @@ func TestChunkedDigestsVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m2.ChunkSize != MinChunkSize || len(m2.Backups) != 2 {
-		t.Errorf("after an incremental: chunk size %d, %d backups", m2.ChunkSize, len(m2.Backups))
-	}
-	if _, err := verifyDir(t, dir); err != nil {
-		t.Fatalf("verify after an incremental: %v", err)
-	}
+	return m2
 }
 
 // TestChunkedDigestNamesTheDamage changes bytes in one chunk, then in two,
@@ -134,14 +142,7 @@ func TestFormat1SetStillVerifies(t *testing.T) {
 	if _, err := verifyDir(t, dir); err != nil {
 		t.Fatalf("verify a format-1 set: %v", err)
 	}
-	set, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m2, err := src.appendIncremental(set, src.incremental(m.LastBackup().LastGen, 100))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m2 := appendTo(t, src, dir, m)
 	if m2.Format != ManifestFormat || m2.ChunkSize != DefaultChunkSize {
 		t.Errorf("after an incremental: format %d, chunk size %d", m2.Format, m2.ChunkSize)
 	}
