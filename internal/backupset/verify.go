@@ -205,16 +205,7 @@ func (s *Set) verifyFiles(ctx context.Context, files []FileEntry) []error {
 		order[i] = i
 	}
 	sort.SliceStable(order, func(a, b int) bool { return files[order[a]].Size > files[order[b]].Size })
-	// A job hashes n bytes of files[file] from off; chunk is the index in
-	// its ChunkSHA256, -1 for the whole file.
-	type job struct {
-		file, chunk int
-		off, n      int64
-		sum         string
-		read        int64
-		err         error
-	}
-	var jobs []*job
+	var jobs []*hashJob
 	paths := make([]string, len(files))
 	for _, i := range order {
 		f := files[i]
@@ -229,14 +220,14 @@ func (s *Set) verifyFiles(ctx context.Context, files []FileEntry) []error {
 			c := s.m.ChunkSize
 			for k := range f.ChunkSHA256 {
 				off := int64(k) * c
-				jobs = append(jobs, &job{file: i, chunk: k, off: off, n: min(c, f.Size-off)})
+				jobs = append(jobs, &hashJob{file: i, chunk: k, off: off, n: min(c, f.Size-off)})
 			}
 		case f.SHA256 != "":
-			jobs = append(jobs, &job{file: i, chunk: -1, n: -1})
+			jobs = append(jobs, &hashJob{file: i, chunk: -1, n: -1})
 		}
 		// A derived set records no digest.
 	}
-	next := make(chan *job)
+	next := make(chan *hashJob)
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), maxHashers, len(jobs)) {
 		wg.Add(1)
@@ -258,38 +249,52 @@ func (s *Set) verifyFiles(ctx context.Context, files []FileEntry) []error {
 	if ctx.Err() != nil {
 		return errs
 	}
-	// The first failing job of each file gives its error; the count of
-	// chunks that differ goes with it.
+	// The first failing job of each file gives its error, with the count
+	// of the file's chunks whose digest differs.
 	differ := map[int]int{}
 	for _, j := range jobs {
-		f := files[j.file]
-		want := f.SHA256
-		if j.chunk >= 0 {
-			want = f.ChunkSHA256[j.chunk]
-		}
-		var err error
-		switch {
-		case j.err != nil:
-			err = fmt.Errorf("read %s: %w", f.Path, j.err)
-		case j.chunk < 0 && j.read != f.Size, j.chunk >= 0 && j.read != j.n:
-			err = &FileError{Path: f.Path, Want: strconv.FormatInt(f.Size, 10) + " bytes", Got: strconv.FormatInt(j.off+j.read, 10) + " bytes read", Err: ErrSizeMismatch}
-		case j.sum != want && j.chunk < 0:
-			err = &FileError{Path: f.Path, Want: "SHA-256 " + want, Got: j.sum, Err: ErrDigestMismatch}
-		case j.sum != want:
+		if j.chunk >= 0 && j.err == nil && j.read == j.n && j.sum != files[j.file].ChunkSHA256[j.chunk] {
 			differ[j.file]++
-			err = &FileError{Path: f.Path, Err: ErrDigestMismatch, Got: j.sum,
-				Want: fmt.Sprintf("SHA-256 %s of bytes %d to %d (chunk %d of %d)", want, j.off, j.off+j.n-1, j.chunk+1, len(f.ChunkSHA256))}
-		}
-		if err != nil && errs[j.file] == nil {
-			errs[j.file] = err
 		}
 	}
-	for i, k := range differ {
-		if fe, ok := errs[i].(*FileError); ok && k > 1 && fe.Err == ErrDigestMismatch {
-			fe.Err = fmt.Errorf("%w in %d of its %d chunks, the first", ErrDigestMismatch, k, len(files[i].ChunkSHA256))
+	for _, j := range jobs {
+		if errs[j.file] == nil {
+			errs[j.file] = j.problem(files[j.file], differ[j.file])
 		}
 	}
 	return errs
+}
+
+// hashJob hashes n bytes of files[file] from off (the whole file when n is
+// -1); chunk is the index in the file's ChunkSHA256, -1 for its SHA256.
+// read, sum and err are the outcome.
+type hashJob struct {
+	file, chunk int
+	off, n      int64
+	read        int64
+	sum         string
+	err         error
+}
+
+// problem returns what the job found wrong with f, or nil; differ is the
+// number of f's chunks whose digest differs.
+func (j *hashJob) problem(f FileEntry, differ int) error {
+	switch {
+	case j.err != nil:
+		return fmt.Errorf("read %s: %w", f.Path, j.err)
+	case j.chunk < 0 && j.read != f.Size, j.chunk >= 0 && j.read != j.n:
+		return &FileError{Path: f.Path, Want: strconv.FormatInt(f.Size, 10) + " bytes", Got: strconv.FormatInt(j.off+j.read, 10) + " bytes read", Err: ErrSizeMismatch}
+	case j.chunk < 0 && j.sum != f.SHA256:
+		return &FileError{Path: f.Path, Want: "SHA-256 " + f.SHA256, Got: j.sum, Err: ErrDigestMismatch}
+	case j.chunk >= 0 && j.sum != f.ChunkSHA256[j.chunk]:
+		var err error = ErrDigestMismatch
+		if differ > 1 {
+			err = fmt.Errorf("%w in %d of its %d chunks, the first", ErrDigestMismatch, differ, len(f.ChunkSHA256))
+		}
+		return &FileError{Path: f.Path, Err: err, Got: j.sum,
+			Want: fmt.Sprintf("SHA-256 %s of bytes %d to %d (chunk %d of %d)", f.ChunkSHA256[j.chunk], j.off, j.off+j.n-1, j.chunk+1, len(f.ChunkSHA256))}
+	}
+	return nil
 }
 
 // maxHashers bounds verifyFiles' concurrency: beyond a few readers a
