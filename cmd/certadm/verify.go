@@ -27,8 +27,10 @@ func newVerifyCmd(a *app) *cobra.Command {
 contacted).
 
 The set's files are checked against its manifest: the manifest's checksum,
-every file's size and SHA-256, nothing missing or extra, the restore map, the
-database snapshot's signatures and position, and the log generations as one
+every file's size and SHA-256 (of each 16 MiB chunk of a larger file, hashed
+on every core; a damaged chunk is named with its byte range), nothing
+missing or extra, the restore map, the database snapshot's signatures and
+position, and the log generations as one
 chain that continues the snapshot. A set without manifest.json (written by
 other backup software) is accepted, said so, and checked from the files
 themselves. Then the set is restored into a temporary directory (--temp-dir,
