@@ -72,7 +72,10 @@ verified here), 2 the command line was wrong.`,
 // so is a verification that reached no verdict (*verify.EnvironmentError),
 // which is not recorded.
 func runVerify(ctx context.Context, a *app, dir string, f verifyFlags) error {
-	rep, verr := verify.Verify(ctx, dir, verify.Options{TempDir: f.tempDir})
+	var progress verify.Progress
+	line := newVerifyProgress(a.stderr, &progress)
+	rep, verr := verify.Verify(ctx, dir, verify.Options{TempDir: f.tempDir, Progress: &progress})
+	line.close()
 	var failed *verify.FailedError
 	verdict := verr == nil || errors.As(verr, &failed)
 	if !verdict && !errors.Is(verr, verify.ErrNotVerified) {

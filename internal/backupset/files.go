@@ -174,7 +174,7 @@ func writeManifest(dir string, m *Manifest) ([]byte, error) {
 // hashFile returns the size and SHA-256 of the file at p, checking ctx
 // between reads.
 func hashFile(ctx context.Context, p string) (int64, string, error) {
-	return hashRange(ctx, p, 0, -1)
+	return hashRange(ctx, p, 0, -1, nil)
 }
 
 // hashBuffers holds hashRange's read buffers between calls: a verification
@@ -190,8 +190,9 @@ var hashBuffers = sync.Pool{New: func() any {
 // between reads. A goroutine reads ahead while the caller's goroutine
 // hashes, so a range read from the disk costs max(read, hash) rather than
 // their sum: SHA-256 runs at about the speed of a fast disk. A file shorter
-// than off+n gives fewer bytes, not an error.
-func hashRange(ctx context.Context, p string, off, n int64) (int64, string, error) {
+// than off+n gives fewer bytes, not an error. hashed, when not nil, is
+// called with the size of each block hashed.
+func hashRange(ctx context.Context, p string, off, n int64, hashed func(int64)) (int64, string, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return 0, "", err
@@ -260,6 +261,9 @@ func hashRange(ctx context.Context, p string, off, n int64) (int64, string, erro
 		}
 		h.Write(blk.b)
 		read += int64(len(blk.b))
+		if hashed != nil {
+			hashed(int64(len(blk.b)))
+		}
 		switch {
 		case blk.err == io.EOF:
 			return read, hex.EncodeToString(h.Sum(nil)), nil

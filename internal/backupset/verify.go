@@ -103,6 +103,19 @@ func (r *Report) OK() bool { return len(r.Problems) == 0 }
 // every case; the error is a *VerifyError holding the problems when there
 // are any, or the context's error when ctx ended.
 func (s *Set) Verify(ctx context.Context) (*Report, error) {
+	return s.VerifyWith(ctx, VerifyOptions{})
+}
+
+// VerifyOptions adjust Set.VerifyWith.
+type VerifyOptions struct {
+	// Hashed, when not nil, is called with each number of bytes the digest
+	// checks read, from several goroutines at once: a progress display's
+	// counter.
+	Hashed func(n int64)
+}
+
+// VerifyWith is Verify with options.
+func (s *Set) VerifyWith(ctx context.Context, opts VerifyOptions) (*Report, error) {
 	m := s.m
 	rep := &Report{Dir: s.dir, Backups: len(m.Backups), HasManifest: s.HasManifest()}
 	problem := func(err error) { rep.Problems = append(rep.Problems, err) }
@@ -135,7 +148,7 @@ func (s *Set) Verify(ctx context.Context) (*Report, error) {
 	// bad holds the error of each file that failed its own check.
 	bad := map[string]error{}
 	kinds := map[Kind]string{}
-	errs := s.verifyFiles(ctx, m.Files)
+	errs := s.verifyFiles(ctx, m.Files, opts.Hashed)
 	if ctx.Err() != nil {
 		return done()
 	}
@@ -198,7 +211,8 @@ func verifyBackupChain(m *Manifest, problem func(error)) {
 // sequential computation, so a file recorded with chunk digests is hashed
 // chunk by chunk on all cores, and a set's logs are hashed on other cores
 // while its database is. The i-th error is files[i]'s.
-func (s *Set) verifyFiles(ctx context.Context, files []FileEntry) []error {
+// hashed, when not nil, counts the bytes read.
+func (s *Set) verifyFiles(ctx context.Context, files []FileEntry, hashed func(int64)) []error {
 	errs := make([]error, len(files))
 	order := make([]int, len(files))
 	for i := range order {
@@ -234,7 +248,7 @@ func (s *Set) verifyFiles(ctx context.Context, files []FileEntry) []error {
 		go func() {
 			defer wg.Done()
 			for j := range next {
-				j.read, j.sum, j.err = hashRange(ctx, paths[j.file], j.off, j.n)
+				j.read, j.sum, j.err = hashRange(ctx, paths[j.file], j.off, j.n, hashed)
 			}
 		}()
 	}

@@ -167,14 +167,15 @@ func findCACert(info *setInfo, dyn []dynamicFile, cs *checks) *x509.Certificate 
 // database against the CA certificate, spreading the work over the CPUs:
 // it must parse, carry the serial number and validity the database records,
 // name the CA as issuer, and its signature must verify. It returns the
-// number checked.
-func checkCertificates(ctx context.Context, caCert *x509.Certificate, d *store.Dump, cs *checks) (int, error) {
+// number checked; progress counts them as they are.
+func checkCertificates(ctx context.Context, caCert *x509.Certificate, d *store.Dump, progress *Progress, cs *checks) (int, error) {
 	var certs []*store.Certificate
 	for i := range d.Requests {
 		if c := d.Requests[i].Certificate; c != nil {
 			certs = append(certs, c)
 		}
 	}
+	progress.expectCerts(len(certs))
 	found := make([]*Problem, len(certs))
 	workers := min(runtime.GOMAXPROCS(0), max(len(certs), 1))
 	var wg sync.WaitGroup
@@ -187,6 +188,7 @@ func checkCertificates(ctx context.Context, caCert *x509.Certificate, d *store.D
 					return
 				}
 				found[i] = checkCertificate(caCert, certs[i])
+				progress.certChecked()
 			}
 		}()
 	}

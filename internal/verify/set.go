@@ -40,6 +40,8 @@ type setInfo struct {
 	config           string   // Config/certsrv.json, or "" when absent
 	files            int
 	bytes            int64
+	// progress is where the run reports how far it is (nil: nowhere).
+	progress *Progress
 }
 
 // local returns the local path of a set file given by its relative path.
@@ -120,7 +122,14 @@ var layerChecks = []string{CheckManifest, CheckFiles, CheckRestoreMap, CheckData
 // it found problems of its own (a missing log generation is a gap in the
 // chain).
 func verifySet(ctx context.Context, info *setInfo, cs *checks) error {
-	rep, err := info.set.Verify(ctx)
+	var digested int64
+	for _, f := range info.set.Manifest().Files {
+		if f.SHA256 != "" || len(f.ChunkSHA256) > 0 {
+			digested += f.Size
+		}
+	}
+	info.progress.expectHash(digested)
+	rep, err := info.set.VerifyWith(ctx, backupset.VerifyOptions{Hashed: info.progress.hashedBytes})
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return ctxErr
 	}

@@ -56,12 +56,14 @@ type trialInput struct {
 	base    string        // log file name base
 	logSig  wal.Signature // the log set
 	tempDir string        // parent of the temporary directory; "" = the system's
+	// progress hears of each stage (nil: nothing does).
+	progress *Progress
 }
 
 // trialInputOf copies what the trial restore needs out of info.
 func trialInputOf(info *setInfo, tempDir string) trialInput {
 	return trialInput{dbPath: info.local(info.dbRel), dbRel: info.dbRel, logDir: filepath.Join(info.dir, backupset.DatabaseDir),
-		base: info.base, logSig: info.logSig, tempDir: tempDir}
+		base: info.base, logSig: info.logSig, tempDir: tempDir, progress: info.progress}
 }
 
 // runTrial restores the set into a temporary directory and checks the
@@ -99,6 +101,7 @@ func runTrial(ctx context.Context, in trialInput, logger *slog.Logger) (out *tri
 	}
 	defer func() { out.cleanup = os.RemoveAll(tmp) }()
 	dst := filepath.Join(tmp, trialDBName)
+	in.progress.setStage(StageCopy)
 	n, err := copySnapshot(ctx, in.dbPath, dst)
 	out.copied = n
 	if err != nil {
@@ -114,6 +117,7 @@ func runTrial(ctx context.Context, in trialInput, logger *slog.Logger) (out *tri
 	logger.Debug("trial restore: snapshot copied", "bytes", n, "dir", tmp)
 
 	out.stage = "replay"
+	in.progress.setStage(StageReplay)
 	res, err := store.Replay(ctx, store.ReplayOptions{
 		DBPath:    dst,
 		LogDirs:   []string{in.logDir},
@@ -132,6 +136,7 @@ func runTrial(ctx context.Context, in trialInput, logger *slog.Logger) (out *tri
 	logger.Debug("trial restore: log records replayed", "records", res.Records, "last_lsn", res.AppliedLSN)
 
 	out.stage = "integrity"
+	in.progress.setStage(StageIntegrity)
 	// Check also inspects a checkpoint and a log directory; the trial has
 	// neither (the directories named do not exist), so only the
 	// database's own findings count.
@@ -163,6 +168,7 @@ func runTrial(ctx context.Context, in trialInput, logger *slog.Logger) (out *tri
 	}
 
 	out.stage = "dump"
+	in.progress.setStage(StageDump)
 	d, err := store.DumpFile(ctx, dst)
 	if err != nil {
 		if environmental(err, tmp) {

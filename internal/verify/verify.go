@@ -20,6 +20,9 @@ type Options struct {
 	TempDir string
 	// Logger receives progress messages; nil discards them.
 	Logger *slog.Logger
+	// Progress, when not nil, is kept up to date while Verify runs, for a
+	// display that polls it.
+	Progress *Progress
 }
 
 // Verify proves the backup set in dir restorable without touching any CA:
@@ -52,7 +55,7 @@ func Verify(ctx context.Context, dir string, opts Options) (*Report, error) {
 	if note != "" {
 		rep.Notes = append(rep.Notes, note)
 	}
-	err := run(ctx, dir, opts.TempDir, logger, rep, cs)
+	err := run(ctx, dir, opts.TempDir, logger, opts.Progress, rep, cs)
 	cs.fill(rep)
 	rep.Duration = time.Since(rep.Started)
 	switch {
@@ -75,11 +78,12 @@ func Verify(ctx context.Context, dir string, opts Options) (*Report, error) {
 
 // run does Verify's work; it returns only the context's error or an
 // *EnvironmentError of the trial restore, both meaning no verdict.
-func run(ctx context.Context, dir, tempDir string, logger *slog.Logger, rep *Report, cs *checks) error {
+func run(ctx context.Context, dir, tempDir string, logger *slog.Logger, progress *Progress, rep *Report, cs *checks) error {
 	info, err := describe(ctx, dir, rep, cs)
 	if err != nil || info == nil {
 		return err
 	}
+	info.progress = progress
 	rep.CAName, rep.Backups, rep.Files, rep.Bytes = info.caName, info.backups, info.files, info.bytes
 	rep.FirstGen, rep.LastGen, rep.SnapshotLSN = info.firstGen, info.lastGen, info.snapshotLSN
 
@@ -229,9 +233,11 @@ func afterTrial(ctx context.Context, info *setInfo, tr *trialOutcome, rep *Repor
 		cs.skip(CheckCRLs, "not run: no CA certificate")
 		return nil
 	}
-	if _, err := checkCertificates(ctx, caCert, tr.dump, cs); err != nil {
+	info.progress.setStage(StageCerts)
+	if _, err := checkCertificates(ctx, caCert, tr.dump, info.progress, cs); err != nil {
 		return err
 	}
+	info.progress.setStage(StageCRLs)
 	checkCRLs(caCert, tr.dump, dyn, cs)
 	return nil
 }

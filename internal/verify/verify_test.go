@@ -208,3 +208,37 @@ func TestIncompleteSetIsRefused(t *testing.T) {
 		t.Errorf("trial restore ran on an incomplete set: %+v", c)
 	}
 }
+
+// TestVerifyReportsProgress follows a verification through its Progress:
+// at the end every digested byte was hashed and every issued certificate
+// checked, and the last stage is the CRL and count checks.
+func TestVerifyReportsProgress(t *testing.T) {
+	f := fixtures(t)
+	dir := copySet(t, f.base)
+	var p Progress
+	if h, total := p.Files(); h != 0 || total != 0 || p.Stage() != "" {
+		t.Fatalf("a new Progress says %d of %d bytes, stage %q", h, total, p.Stage())
+	}
+	rep, err := Verify(context.Background(), dir, Options{TempDir: t.TempDir(), Progress: &p})
+	if err != nil {
+		t.Fatalf("Verify: %v\n%s", err, problemList(rep))
+	}
+	hashed, total := p.Files()
+	if total != rep.Bytes || hashed != total {
+		t.Errorf("hashed %d of %d bytes; the set holds %d", hashed, total, rep.Bytes)
+	}
+	checked, certs := p.Certificates()
+	if certs == 0 || checked != certs || certs != int64(rep.Counts.Certificates) {
+		t.Errorf("checked %d of %d certificates; the report counts %d", checked, certs, rep.Counts.Certificates)
+	}
+	if p.Stage() != StageCRLs {
+		t.Errorf("last stage %q, want %q", p.Stage(), StageCRLs)
+	}
+	// A nil Progress is ignored.
+	var none *Progress
+	none.hashedBytes(1)
+	none.setStage(StageCopy)
+	if _, n := none.Certificates(); n != 0 || none.Stage() != "" {
+		t.Error("a nil Progress reports work")
+	}
+}

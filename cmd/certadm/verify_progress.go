@@ -1,0 +1,138 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/certsrv/certsrv/internal/verify"
+)
+
+// verifyProgress shows how far certadm verify is on one terminal line of
+// standard error, redrawn in place every progressInterval: the share of the
+// set's bytes whose digests are checked, then the trial restore's stage and,
+// while the issued certificates are checked, how many. A verification of a
+// large set spends most of its time in the trial restore (copying and
+// checking the database, one signature per certificate), so the line says
+// what it is doing, not only how many bytes it read.
+//
+// A nil *verifyProgress does nothing: a run whose standard error is not a
+// terminal draws no line.
+type verifyProgress struct {
+	w     io.Writer
+	width int
+	p     *verify.Progress
+	start time.Time
+	now   func() time.Time
+
+	mu       sync.Mutex
+	closed   bool
+	stop     chan struct{}
+	finished chan struct{}
+}
+
+// newVerifyProgress starts drawing p on w and returns the line, or nil when
+// w is not a terminal. The caller calls close before it prints anything.
+func newVerifyProgress(w io.Writer, p *verify.Progress) *verifyProgress {
+	out, width, ok := terminalOutput(w)
+	if !ok {
+		return nil
+	}
+	v := &verifyProgress{w: out, width: width, p: p, start: time.Now(), now: time.Now,
+		stop: make(chan struct{}), finished: make(chan struct{})}
+	v.draw() // at once: a small set is verified before the first tick
+	go func() {
+		defer close(v.finished)
+		t := time.NewTicker(progressInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-v.stop:
+				return
+			case <-t.C:
+				v.draw()
+			}
+		}
+	}()
+	return v
+}
+
+// draw redraws the line.
+func (v *verifyProgress) draw() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if !v.closed {
+		fmt.Fprintf(v.w, "\r%s\x1b[K", verifyStateOf(v.p).line(v.now().Sub(v.start), v.width))
+	}
+}
+
+// close stops the redrawing and clears the line. It may be called more
+// than once.
+func (v *verifyProgress) close() {
+	if v == nil {
+		return
+	}
+	v.mu.Lock()
+	if v.closed {
+		v.mu.Unlock()
+		return
+	}
+	v.closed = true
+	v.mu.Unlock()
+	close(v.stop)
+	<-v.finished
+	fmt.Fprint(v.w, "\r\x1b[K")
+}
+
+// verifyState is what a verify.Progress says at one moment.
+type verifyState struct {
+	hashed, toHash int64  // bytes whose digests were checked, of all
+	stage          string // the trial restore's stage (verify.Stage*)
+	certs, ofCerts int64  // certificates checked, of all
+}
+
+func verifyStateOf(p *verify.Progress) verifyState {
+	var s verifyState
+	s.hashed, s.toHash = p.Files()
+	s.stage = p.Stage()
+	s.certs, s.ofCerts = p.Certificates()
+	return s
+}
+
+// line is the progress line after elapsed, at most width-1 columns:
+// "verifying: files 45 % (450.0 MB of 1.00 GB), trial restore: integrity
+// check  12s".
+func (s verifyState) line(elapsed time.Duration, width int) string {
+	var parts []string
+	if s.toHash > 0 {
+		if s.hashed < s.toHash {
+			parts = append(parts, fmt.Sprintf("files %d %% (%s of %s)", int(100*float64(s.hashed)/float64(s.toHash)), byteSize(s.hashed), byteSize(s.toHash)))
+		} else {
+			parts = append(parts, "files checked")
+		}
+	}
+	switch s.stage {
+	case "":
+	case verify.StageCerts:
+		pct := 100
+		if s.ofCerts > 0 {
+			pct = int(100 * float64(s.certs) / float64(s.ofCerts))
+		}
+		parts = append(parts, fmt.Sprintf("certificates %d of %d (%d %%)", s.certs, s.ofCerts, pct))
+	default:
+		parts = append(parts, "trial restore: "+s.stage)
+	}
+	line := "verifying"
+	if len(parts) > 0 {
+		line += ": " + strings.Join(parts, ", ")
+	}
+	line += "  " + elapsed.Truncate(time.Second).String()
+	if room := width - 1; room > 1 && utf8.RuneCountInString(line) > room {
+		r := []rune(line)
+		line = string(r[:room-1]) + "…"
+	}
+	return line
+}
