@@ -48,15 +48,65 @@ func (d *DB) Dump(ctx context.Context) (*Dump, error) {
 // DumpFile dumps the database file at path, which no DB has open (a
 // snapshot copy or a restored file).
 func DumpFile(ctx context.Context, path string) (*Dump, error) {
+	return dumpFile(ctx, path, requestColumns)
+}
+
+// DumpFileCompact is DumpFile without what each request holds in bulk: its
+// CSR, its SAN list and its certificate's DER (Request.CSR, Request.SANs
+// and Certificate.DER are nil). It keeps a few hundred bytes per request,
+// for checks of a database larger than memory; EachCertificate reads the
+// certificates themselves one at a time.
+func DumpFileCompact(ctx context.Context, path string) (*Dump, error) {
+	return dumpFile(ctx, path, requestColumnsCompact)
+}
+
+// requestColumnsCompact are requestColumns with the CSR and the
+// certificate's DER read as NULL and the SAN list as empty.
+const requestColumnsCompact = `id, status, NULL, subject, profile, requester, '[]', submitted, resolved,
+	deny_reason, imported, submitted_lsn, resolved_lsn,
+	serial, NULL, cert_subject, not_before, not_after, revoked, revocation_reason, revoked_at, revoked_lsn`
+
+func dumpFile(ctx context.Context, path, columns string) (*Dump, error) {
 	pool, err := openPool(path, connRead, 1)
 	if err != nil {
 		return nil, err
 	}
 	defer pool.Close()
-	return dumpPool(ctx, pool)
+	return dumpPoolColumns(ctx, pool, columns)
+}
+
+// EachCertificate calls fn with every certificate in the database file at
+// path, which no DB has open, in the order of their requests' IDs, reading
+// one at a time in one read transaction; fn must not keep c. It stops at
+// the first error fn returns, or when ctx ends.
+func EachCertificate(ctx context.Context, path string, fn func(c *Certificate) error) error {
+	pool, err := openPool(path, connRead, 1)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	tx, err := pool.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("read certificates: %w", err)
+	}
+	defer tx.Rollback()
+	return dumpRows(ctx, tx, "SELECT "+requestColumns+" FROM requests WHERE serial IS NOT NULL ORDER BY id", func(s rowScanner) error {
+		r, err := scanRequest(s)
+		if err != nil {
+			return err
+		}
+		if r.Certificate == nil {
+			return nil
+		}
+		return fn(r.Certificate)
+	})
 }
 
 func dumpPool(ctx context.Context, pool *sql.DB) (*Dump, error) {
+	return dumpPoolColumns(ctx, pool, requestColumns)
+}
+
+func dumpPoolColumns(ctx context.Context, pool *sql.DB, columns string) (*Dump, error) {
 	tx, err := pool.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("dump: %w", err)
@@ -66,7 +116,7 @@ func dumpPool(ctx context.Context, pool *sql.DB) (*Dump, error) {
 	if out.Meta, err = readMeta(ctx, tx); err != nil {
 		return nil, fmt.Errorf("dump: %w", err)
 	}
-	if out.Requests, err = queryRequests(ctx, tx, "SELECT "+requestColumns+
+	if out.Requests, err = queryRequests(ctx, tx, "SELECT "+columns+
 		" FROM requests ORDER BY id"); err != nil {
 		return nil, fmt.Errorf("dump: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 
@@ -164,49 +165,75 @@ func findCACert(info *setInfo, dyn []dynamicFile, cs *checks) *x509.Certificate 
 }
 
 // checkCertificates verifies every issued certificate in the restored
-// database against the CA certificate, spreading the work over the CPUs:
-// it must parse, carry the serial number and validity the database records,
-// name the CA as issuer, and its signature must verify. It returns the
-// number checked; progress counts them as they are.
-func checkCertificates(ctx context.Context, caCert *x509.Certificate, d *store.Dump, progress *Progress, cs *checks) (int, error) {
-	var certs []*store.Certificate
-	for i := range d.Requests {
-		if c := d.Requests[i].Certificate; c != nil {
-			certs = append(certs, c)
-		}
+// database at dbPath against the CA certificate, reading them one at a
+// time (store.EachCertificate) so that memory does not grow with the
+// database, and spreading the signature checks over the CPUs: each must
+// parse, carry the serial number and validity the database records, name
+// the CA as issuer, and its signature must verify. want is the number of
+// certificates the dump counted; progress counts them as they are checked.
+// It returns the number checked.
+func checkCertificates(ctx context.Context, caCert *x509.Certificate, dbPath string, want int64, progress *Progress, cs *checks) (int, error) {
+	progress.expectCerts(int(want))
+	type item struct {
+		i int
+		c store.Certificate
 	}
-	progress.expectCerts(len(certs))
-	found := make([]*Problem, len(certs))
-	workers := min(runtime.GOMAXPROCS(0), max(len(certs), 1))
-	var wg sync.WaitGroup
-	for w := range workers {
+	work := make(chan item, 256)
+	var (
+		mu    sync.Mutex
+		found = map[int]*Problem{}
+		wg    sync.WaitGroup
+	)
+	for range runtime.GOMAXPROCS(0) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := w; i < len(certs); i += workers {
-				if i%256 == 0 && ctx.Err() != nil {
-					return
+			for it := range work {
+				if p := checkCertificate(caCert, &it.c); p != nil {
+					mu.Lock()
+					found[it.i] = p
+					mu.Unlock()
 				}
-				found[i] = checkCertificate(caCert, certs[i])
 				progress.certChecked()
 			}
 		}()
 	}
+	n := 0
+	err := store.EachCertificate(ctx, dbPath, func(c *store.Certificate) error {
+		select {
+		case work <- item{n, *c}:
+			n++
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	close(work)
 	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return 0, err
+	if cerr := ctx.Err(); cerr != nil {
+		return 0, cerr
 	}
-	for _, p := range found {
-		if p != nil {
+	if err != nil {
+		if environmental(err, filepath.Dir(dbPath)) {
+			return 0, &EnvironmentError{Op: "read the certificates of the restored copy", Path: dbPath, Err: err}
+		}
+		cs.add(problemf(CheckCerts, "", ErrCertificate, "read the restored database's certificates: %v", err))
+		return n, nil
+	}
+	for i := range n {
+		if p := found[i]; p != nil {
 			cs.add(p)
 		}
 	}
-	if len(certs) == 1 {
+	if int64(n) != want {
+		cs.add(problemf(CheckCerts, "", ErrInconsistent, "the restored database yielded %d certificates one by one and %d in its dump", n, want))
+	}
+	if n == 1 {
 		cs.pass(CheckCerts, "1 issued certificate verifies against the CA certificate and matches its database record")
 	} else {
-		cs.pass(CheckCerts, fmt.Sprintf("%d issued certificates verify against the CA certificate and match their database records", len(certs)))
+		cs.pass(CheckCerts, fmt.Sprintf("%d issued certificates verify against the CA certificate and match their database records", n))
 	}
-	return len(certs), nil
+	return n, nil
 }
 
 // checkCertificate checks one issued certificate; nil means it is good.

@@ -90,8 +90,11 @@
 // later check is reported as skipped. The temporary directory is made
 // under Options.TempDir (default os.TempDir()), needs room for a copy of
 // the database, and is removed before Verify returns, whatever happened.
-// The restored database is read whole into memory for the CA checks
-// (store.DumpFile), so memory grows with the database.
+// The CA checks read the restored database without each request's bulk
+// (store.DumpFileCompact: no CSR, SAN list or certificate DER; a few
+// hundred bytes per request) and its
+// certificates one at a time (store.EachCertificate), so memory grows with
+// the number of requests, not with the database's bytes.
 //
 // # No verdict
 //

@@ -30,8 +30,11 @@ type trialOutcome struct {
 	// stage is the last stage reached: "copy", "replay", "integrity",
 	// "dump" or "done".
 	stage string
-	// cleanup is the error removing the temporary directory gave, if any.
-	cleanup error
+	// dbPath is the restored copy in the temporary directory, which stays
+	// until remove: the CA checks read its certificates one at a time.
+	dbPath string
+	// remove removes the temporary directory; nil when none was made.
+	remove func() error
 	// env, when not nil, is a failure of the machine running the trial
 	// (see environmental; Dir is left for the caller to fill): the trial
 	// found nothing about the set, and problems holds none of it.
@@ -69,10 +72,11 @@ func trialInputOf(info *setInfo, tempDir string) trialInput {
 // runTrial restores the set into a temporary directory and checks the
 // result: it copies the database snapshot, replays the set's log records
 // after the snapshot's LSN onto the copy with store.Replay, runs SQLite's
-// integrity_check (store.Check) and reads the restored database
-// (store.DumpFile) for the CA checks. It reads the set's files and never
-// writes into the set. The temporary directory is removed before runTrial
-// returns, whatever happened. The caller compares the replay's result
+// integrity_check (store.Check) and reads the restored database without
+// each request's bulk (store.DumpFileCompact) for the CA checks, which read the
+// certificates one at a time from out.dbPath. It reads the set's files and
+// never writes into the set. The caller removes the temporary directory
+// with out.remove, whatever happened. The caller compares the replay's result
 // with the set's description.
 //
 // A failure of the machine rather than of the set (environmental: the
@@ -99,8 +103,9 @@ func runTrial(ctx context.Context, in trialInput, logger *slog.Logger) (out *tri
 		// the temporary directory is the machine's, not the set's.
 		return envFail("trial restore: make a temporary directory under "+parent, parent, err)
 	}
-	defer func() { out.cleanup = os.RemoveAll(tmp) }()
+	out.remove = func() error { return os.RemoveAll(tmp) }
 	dst := filepath.Join(tmp, trialDBName)
+	out.dbPath = dst
 	in.progress.setStage(StageCopy)
 	n, err := copySnapshot(ctx, in.dbPath, dst)
 	out.copied = n
@@ -169,7 +174,7 @@ func runTrial(ctx context.Context, in trialInput, logger *slog.Logger) (out *tri
 
 	out.stage = "dump"
 	in.progress.setStage(StageDump)
-	d, err := store.DumpFile(ctx, dst)
+	d, err := store.DumpFileCompact(ctx, dst)
 	if err != nil {
 		if environmental(err, tmp) {
 			return envFail("trial restore: read the restored copy in "+tmp, dst, err)

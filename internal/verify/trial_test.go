@@ -44,7 +44,8 @@ func TestDamagedPageWithoutManifest(t *testing.T) {
 }
 
 // TestTrialOfSomethingElse runs the trial restore on a file that is not a
-// database: it fails as a trial restore and cleans up.
+// database: it fails as a trial restore and its temporary directory goes
+// with remove.
 func TestTrialOfSomethingElse(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "x.db")
 	writeFile(t, src, []byte("not a database, just some bytes"))
@@ -57,8 +58,11 @@ func TestTrialOfSomethingElse(t *testing.T) {
 	if out.env != nil {
 		t.Fatalf("a file that is not a database is taken for a problem of the machine: %v", out.env)
 	}
-	if out.cleanup != nil {
-		t.Fatal(out.cleanup)
+	if out.remove == nil {
+		t.Fatal("the trial made no temporary directory to remove")
+	}
+	if err := out.remove(); err != nil {
+		t.Fatal(err)
 	}
 	if ents, err := os.ReadDir(tmp); err != nil || len(ents) != 0 {
 		t.Errorf("temporary directory holds %v (%v)", ents, err)
@@ -100,8 +104,11 @@ func TestTrialRefusesDamagedPage(t *testing.T) {
 	if out.env != nil {
 		t.Fatalf("a damaged database is taken for a problem of the machine: %v", out.env)
 	}
-	if out.cleanup != nil {
-		t.Fatal(out.cleanup)
+	if out.remove == nil {
+		t.Fatal("the trial made no temporary directory to remove")
+	}
+	if err := out.remove(); err != nil {
+		t.Fatal(err)
 	}
 	if ents, err := os.ReadDir(tmp); err != nil || len(ents) != 0 {
 		t.Errorf("temporary directory holds %v (%v)", ents, err)

@@ -101,8 +101,12 @@ func run(ctx context.Context, dir, tempDir string, logger *slog.Logger, progress
 		cancel()
 	}
 	tr := <-trial
-	if tr.cleanup != nil {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("the trial restore's temporary directory could not be removed: %v", tr.cleanup))
+	if tr.remove != nil {
+		defer func() {
+			if err := tr.remove(); err != nil {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("the trial restore's temporary directory could not be removed: %v", err))
+			}
+		}()
 	}
 	if err != nil {
 		return err
@@ -234,7 +238,7 @@ func afterTrial(ctx context.Context, info *setInfo, tr *trialOutcome, rep *Repor
 		return nil
 	}
 	info.progress.setStage(StageCerts)
-	if _, err := checkCertificates(ctx, caCert, tr.dump, info.progress, cs); err != nil {
+	if _, err := checkCertificates(ctx, caCert, tr.dbPath, rep.Counts.Certificates, info.progress, cs); err != nil {
 		return err
 	}
 	info.progress.setStage(StageCRLs)
