@@ -56,7 +56,7 @@ var terminalOutput = func(w io.Writer) (out io.Writer, width int, ok bool) {
 // A nil *backupProgress does nothing: a run whose standard output is not a
 // terminal has none and prints only its summary line.
 type backupProgress struct {
-	w     io.Writer
+	live  *liveLine
 	width int
 	now   func() time.Time
 
@@ -66,10 +66,6 @@ type backupProgress struct {
 	done    int64
 	start   time.Time
 	samples []progressSample // done at each redraw in the last rateWindow
-	closed  bool
-
-	stop     chan struct{}
-	finished chan struct{}
 }
 
 // progressSample is how many bytes were done at a time.
@@ -87,8 +83,7 @@ func newBackupProgress(w io.Writer) *backupProgress {
 		return nil
 	}
 	p := newProgressLine(out, width, time.Now)
-	p.stop, p.finished = make(chan struct{}), make(chan struct{})
-	go p.loop()
+	p.live.start()
 	return p
 }
 
@@ -98,21 +93,9 @@ func newBackupProgress(w io.Writer) *backupProgress {
 // time since then to arrive.
 func newProgressLine(w io.Writer, width int, now func() time.Time) *backupProgress {
 	start := now()
-	return &backupProgress{w: w, width: width, now: now, start: start, samples: []progressSample{{at: start}}}
-}
-
-func (p *backupProgress) loop() {
-	defer close(p.finished)
-	t := time.NewTicker(progressInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-p.stop:
-			return
-		case <-t.C:
-			p.draw()
-		}
-	}
+	p := &backupProgress{width: width, now: now, start: start, samples: []progressSample{{at: start}}}
+	p.live = newLiveLine(w, func() string { return p.line(p.now()) })
+	return p
 }
 
 // expect adds n bytes to the total: the listed size of a file the run will
@@ -147,46 +130,22 @@ func (p *backupProgress) add(n int64) {
 }
 
 // draw redraws the line.
-func (p *backupProgress) draw() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return
-	}
-	fmt.Fprintf(p.w, "\r%s\x1b[K", p.lineLocked(p.now()))
-}
+func (p *backupProgress) draw() { p.live.draw() }
 
 // clearLine erases the line until the next redraw, so that a message the
 // caller prints on the same terminal starts on a clean line.
 func (p *backupProgress) clearLine() {
-	if p == nil {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.closed {
-		fmt.Fprint(p.w, "\r\x1b[K")
+	if p != nil {
+		p.live.clear()
 	}
 }
 
 // close stops the redrawing and clears the line, so that what the caller
 // prints next starts on a clean line. It may be called more than once.
 func (p *backupProgress) close() {
-	if p == nil {
-		return
+	if p != nil {
+		p.live.close()
 	}
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return
-	}
-	p.closed = true
-	p.mu.Unlock()
-	if p.stop != nil {
-		close(p.stop)
-		<-p.finished
-	}
-	fmt.Fprint(p.w, "\r\x1b[K")
 }
 
 // line is what draw writes at now (without the carriage return and the

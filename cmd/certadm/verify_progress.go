@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -21,18 +20,7 @@ import (
 //
 // A nil *verifyProgress does nothing: a run whose standard error is not a
 // terminal draws no line.
-type verifyProgress struct {
-	w     io.Writer
-	width int
-	p     *verify.Progress
-	start time.Time
-	now   func() time.Time
-
-	mu       sync.Mutex
-	closed   bool
-	stop     chan struct{}
-	finished chan struct{}
-}
+type verifyProgress struct{ live *liveLine }
 
 // newVerifyProgress starts drawing p on w and returns the line, or nil when
 // w is not a terminal. The caller calls close before it prints anything.
@@ -41,50 +29,19 @@ func newVerifyProgress(w io.Writer, p *verify.Progress) *verifyProgress {
 	if !ok {
 		return nil
 	}
-	v := &verifyProgress{w: out, width: width, p: p, start: time.Now(), now: time.Now,
-		stop: make(chan struct{}), finished: make(chan struct{})}
-	v.draw() // at once: a small set is verified before the first tick
-	go func() {
-		defer close(v.finished)
-		t := time.NewTicker(progressInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-v.stop:
-				return
-			case <-t.C:
-				v.draw()
-			}
-		}
-	}()
+	start := time.Now()
+	v := &verifyProgress{live: newLiveLine(out, func() string { return verifyStateOf(p).line(time.Since(start), width) })}
+	v.live.draw() // at once: a small set is verified before the first tick
+	v.live.start()
 	return v
-}
-
-// draw redraws the line.
-func (v *verifyProgress) draw() {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if !v.closed {
-		fmt.Fprintf(v.w, "\r%s\x1b[K", verifyStateOf(v.p).line(v.now().Sub(v.start), v.width))
-	}
 }
 
 // close stops the redrawing and clears the line. It may be called more
 // than once.
 func (v *verifyProgress) close() {
-	if v == nil {
-		return
+	if v != nil {
+		v.live.close()
 	}
-	v.mu.Lock()
-	if v.closed {
-		v.mu.Unlock()
-		return
-	}
-	v.closed = true
-	v.mu.Unlock()
-	close(v.stop)
-	<-v.finished
-	fmt.Fprint(v.w, "\r\x1b[K")
 }
 
 // verifyState is what a verify.Progress says at one moment.
