@@ -3,21 +3,16 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
-	"golang.org/x/term"
+	"github.com/certsrv/certsrv/internal/termline"
 )
 
 // The progress line of certadm backup on a terminal.
 const (
-	// progressInterval is how often the line is redrawn, whether or not
-	// bytes arrived since: a stream the server holds back still shows its
-	// rate falling.
-	progressInterval = 200 * time.Millisecond
 	// rateWarmup is how long after the line appears it shows no rate: the
 	// first chunk of a file arrives at once, so a rate measured over less
 	// time says nothing about the run.
@@ -31,23 +26,12 @@ const (
 	progressNameWidth = 24
 )
 
-// terminalOutput returns w and its width in columns when w is a terminal,
-// and ok false otherwise (a pipe, a file, a test's buffer). Tests replace
-// it to take the terminal path.
-var terminalOutput = func(w io.Writer) (out io.Writer, width int, ok bool) {
-	f, isFile := w.(*os.File)
-	if !isFile || !term.IsTerminal(int(f.Fd())) {
-		return nil, 0, false
-	}
-	width, _, err := term.GetSize(int(f.Fd()))
-	if err != nil || width <= 0 {
-		width = 80
-	}
-	return f, width, true
-}
+// terminalOutput is termline.Terminal; tests replace it to take the
+// terminal path.
+var terminalOutput = termline.Terminal
 
 // backupProgress shows how far a whole backup run is on one terminal line,
-// redrawn in place every progressInterval: the file being copied, a bar and
+// redrawn in place every termline.Interval: the file being copied, a bar and
 // a percentage over the bytes of every file the session listed so far, those
 // bytes as done of total, and the rate once it means something. The total
 // grows as the session lists files (a full backup lists its log generations
@@ -56,7 +40,7 @@ var terminalOutput = func(w io.Writer) (out io.Writer, width int, ok bool) {
 // A nil *backupProgress does nothing: a run whose standard output is not a
 // terminal has none and prints only its summary line.
 type backupProgress struct {
-	live  *liveLine
+	live  *termline.Line
 	width int
 	now   func() time.Time
 
@@ -83,7 +67,7 @@ func newBackupProgress(w io.Writer) *backupProgress {
 		return nil
 	}
 	p := newProgressLine(out, width, time.Now)
-	p.live.start()
+	p.live.Start()
 	return p
 }
 
@@ -94,7 +78,7 @@ func newBackupProgress(w io.Writer) *backupProgress {
 func newProgressLine(w io.Writer, width int, now func() time.Time) *backupProgress {
 	start := now()
 	p := &backupProgress{width: width, now: now, start: start, samples: []progressSample{{at: start}}}
-	p.live = newLiveLine(w, func() string { return p.line(p.now()) })
+	p.live = termline.New(w, func() string { return p.line(p.now()) })
 	return p
 }
 
@@ -130,13 +114,13 @@ func (p *backupProgress) add(n int64) {
 }
 
 // draw redraws the line.
-func (p *backupProgress) draw() { p.live.draw() }
+func (p *backupProgress) draw() { p.live.Draw() }
 
 // clearLine erases the line until the next redraw, so that a message the
 // caller prints on the same terminal starts on a clean line.
 func (p *backupProgress) clearLine() {
 	if p != nil {
-		p.live.clear()
+		p.live.Clear()
 	}
 }
 
@@ -144,7 +128,7 @@ func (p *backupProgress) clearLine() {
 // prints next starts on a clean line. It may be called more than once.
 func (p *backupProgress) close() {
 	if p != nil {
-		p.live.close()
+		p.live.Close()
 	}
 }
 
@@ -207,19 +191,8 @@ func (p *backupProgress) rateLocked(now time.Time) (float64, bool) {
 	return float64(p.done-oldest.done) / dt, true
 }
 
-// byteSize formats a byte count for the progress line, in the decimal
-// units of the summary line's MB/s.
-func byteSize(n int64) string {
-	switch {
-	case n < 1000:
-		return fmt.Sprintf("%d B", n)
-	case n < 1000*1000:
-		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
-	case n < 1000*1000*1000:
-		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
-	}
-	return fmt.Sprintf("%.2f GB", float64(n)/1e9)
-}
+// byteSize formats a byte count for the progress line.
+func byteSize(n int64) string { return termline.Bytes(n) }
 
 // progress counts what passes through src on p, keeping src's WriteTo
 // (which hands over the server's chunks without a copy). With p nil it

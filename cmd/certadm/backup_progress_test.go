@@ -15,6 +15,7 @@ import (
 
 	"github.com/certsrv/certsrv/internal/backupset"
 	"github.com/certsrv/certsrv/internal/store"
+	"github.com/certsrv/certsrv/internal/termline"
 )
 
 // fakeClock is a clock a test moves by hand.
@@ -69,7 +70,7 @@ func TestBackupProgressRate(t *testing.T) {
 	// Then 1 MB/s, sampled as the line is redrawn.
 	shownAny := false
 	for i := 0; i < 30; i++ {
-		clock.advance(progressInterval)
+		clock.advance(termline.Interval)
 		p.add(200e3)
 		line := p.line(clock.now())
 		rate, ok := shownRate(t, line)
@@ -95,7 +96,7 @@ func TestBackupProgressRate(t *testing.T) {
 	// A stalled stream shows its rate falling, then nothing arriving.
 	var line string
 	for i := 0; i < 20; i++ {
-		clock.advance(progressInterval)
+		clock.advance(termline.Interval)
 		line = p.line(clock.now())
 	}
 	if rate, ok := shownRate(t, line); !ok || rate != 0 {

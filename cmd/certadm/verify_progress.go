@@ -5,13 +5,13 @@ import (
 	"io"
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/certsrv/certsrv/internal/termline"
 	"github.com/certsrv/certsrv/internal/verify"
 )
 
 // verifyProgress shows how far certadm verify is on one terminal line of
-// standard error, redrawn in place every progressInterval: the share of the
+// standard error, redrawn in place every termline.Interval: the share of the
 // set's bytes whose digests are checked, then the trial restore's stage and,
 // while the issued certificates are checked, how many. A verification of a
 // large set spends most of its time in the trial restore (copying and
@@ -20,7 +20,7 @@ import (
 //
 // A nil *verifyProgress does nothing: a run whose standard error is not a
 // terminal draws no line.
-type verifyProgress struct{ live *liveLine }
+type verifyProgress struct{ live *termline.Line }
 
 // newVerifyProgress starts drawing p on w and returns the line, or nil when
 // w is not a terminal. The caller calls close before it prints anything.
@@ -30,9 +30,9 @@ func newVerifyProgress(w io.Writer, p *verify.Progress) *verifyProgress {
 		return nil
 	}
 	start := time.Now()
-	v := &verifyProgress{live: newLiveLine(out, func() string { return verifyStateOf(p).line(time.Since(start), width) })}
-	v.live.draw() // at once: a small set is verified before the first tick
-	v.live.start()
+	v := &verifyProgress{live: termline.New(out, func() string { return verifyStateOf(p).line(time.Since(start), width) })}
+	v.live.Draw() // at once: a small set is verified before the first tick
+	v.live.Start()
 	return v
 }
 
@@ -40,7 +40,7 @@ func newVerifyProgress(w io.Writer, p *verify.Progress) *verifyProgress {
 // than once.
 func (v *verifyProgress) close() {
 	if v != nil {
-		v.live.close()
+		v.live.Close()
 	}
 }
 
@@ -87,9 +87,5 @@ func (s verifyState) line(elapsed time.Duration, width int) string {
 		line += ": " + strings.Join(parts, ", ")
 	}
 	line += "  " + elapsed.Truncate(time.Second).String()
-	if room := width - 1; room > 1 && utf8.RuneCountInString(line) > room {
-		r := []rune(line)
-		line = string(r[:room-1]) + "…"
-	}
-	return line
+	return termline.Fit(line, width)
 }
