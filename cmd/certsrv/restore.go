@@ -97,6 +97,13 @@ func (a *app) restore(cmd *cobra.Command, setDir string, f *restoreFlags) error 
 		return err
 	}
 	undo := newTargetUndo(dir.Root)
+	prog := newRestoreProgress(a.stderr)
+	if prog != nil {
+		if logger, err = a.loggerTo(prog.out); err != nil {
+			prog.close()
+			return err
+		}
+	}
 	rep, err := restore.Restore(cmd.Context(), restore.Options{
 		SetDir:     abs,
 		Dir:        dir,
@@ -106,7 +113,10 @@ func (a *app) restore(cmd *cobra.Command, setDir string, f *restoreFlags) error 
 		Password:   string(password),
 		RecoverNow: f.recoverNow,
 		Logger:     logger,
+		Status:     prog.statusOf(),
+		OnProgress: prog.onPhase,
 	})
+	prog.close()
 	if err != nil {
 		undo.run()
 		return err

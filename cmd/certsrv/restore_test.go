@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"io"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -38,20 +40,7 @@ func certadmBinary(t *testing.T) string {
 // not replayed because it was asked, and counts in the singular what there
 // is one of.
 func TestRestoreNoCatchUpSaysSo(t *testing.T) {
-	tmp := t.TempDir()
-	data := filepath.Join(tmp, "data")
-	if code, _, stderr := runCertsrv(t, "init", "--data", data); code != 0 {
-		t.Fatalf("init: %s", stderr)
-	}
-	d := startServe(t, "--data", data, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
-	set := filepath.Join(tmp, "set")
-	cmd := exec.Command(certadmBinary(t), "--server", d.Admin, "--creds", filepath.Join(data, "admin"), "backup", set)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("certadm backup: %v\n%s", err, out)
-	}
-	if code := d.Stop(t); code != 0 {
-		t.Fatalf("serve exit %d", code)
-	}
+	data, set := backedUpCA(t)
 	code, stdout, stderr := runCertsrv(t, "restore", set, "--data", data, "--force", "--no-catchup", "--recover-now")
 	if code != 0 {
 		t.Fatalf("restore: exit %d\n%s%s", code, stdout, stderr)
@@ -67,6 +56,86 @@ func TestRestoreNoCatchUpSaysSo(t *testing.T) {
 	if strings.Contains(stdout, " 1 backups") || strings.Contains(stdout, " 1 records") {
 		t.Errorf("a plural after 1:\n%s", stdout)
 	}
+}
+
+// backedUpCA makes a CA with the real binaries, takes a full backup of it
+// with certadm while it serves, stops it, and returns its data directory
+// and the set.
+func backedUpCA(t *testing.T) (data, set string) {
+	t.Helper()
+	tmp := t.TempDir()
+	data = filepath.Join(tmp, "data")
+	if code, _, stderr := runCertsrv(t, "init", "--data", data); code != 0 {
+		t.Fatalf("init: %s", stderr)
+	}
+	d := startServe(t, "--data", data, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
+	set = filepath.Join(tmp, "set")
+	cmd := exec.Command(certadmBinary(t), "--server", d.Admin, "--creds", filepath.Join(data, "admin"), "backup", set)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("certadm backup: %v\n%s", err, out)
+	}
+	if code := d.Stop(t); code != 0 {
+		t.Fatalf("serve exit %d", code)
+	}
+	return data, set
+}
+
+// TestRestoreOnATerminal runs certsrv restore --recover-now with standard
+// error on a terminal: the report on standard output is unchanged, the
+// status line's frames say what the restore does (the recovery's phase
+// included), the log messages are written above it, and the line is
+// erased at the end.
+func TestRestoreOnATerminal(t *testing.T) {
+	data, set := backedUpCA(t)
+	var term syncWriter
+	saved := terminalOutput
+	terminalOutput = func(w io.Writer) (io.Writer, int, bool) { return &term, 200, true }
+	t.Cleanup(func() { terminalOutput = saved })
+	var stdout bytes.Buffer
+	if code := run([]string{"restore", set, "--data", data, "--force", "--recover-now"}, &stdout, &term); code != 0 {
+		t.Fatalf("restore: exit %d\n%s%s", code, stdout.String(), term.String())
+	}
+	if !strings.Contains(stdout.String(), "Verified backup set "+set) || strings.Contains(stdout.String(), "restoring") {
+		t.Errorf("stdout:\n%s", stdout.String())
+	}
+	shown := term.String()
+	if !strings.HasSuffix(shown, "\r\x1b[K") {
+		t.Fatalf("the status line was not erased at the end: %q", shown)
+	}
+	frames, logs := 0, 0
+	for _, f := range strings.Split(shown, "\r") {
+		f = strings.TrimSuffix(f, "\x1b[K")
+		switch {
+		case f == "":
+		case strings.HasPrefix(f, "restoring"):
+			frames++
+		case strings.Contains(f, "level=INFO"):
+			logs++ // a log message, written after the line was erased
+		default:
+			t.Errorf("frame %q", f)
+		}
+	}
+	if frames == 0 || logs == 0 || !strings.Contains(shown, "restoring: hard recovery (") {
+		t.Errorf("%d frames, %d log messages:\n%q", frames, logs, shown)
+	}
+}
+
+// syncWriter is a bytes.Buffer safe for concurrent writers.
+type syncWriter struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // TestUsageHintNamesTheSubcommand: a usage error of any command ends with

@@ -119,12 +119,15 @@ func (a *app) dir() (datadir.Dir, error) {
 }
 
 // logger returns a text logger on stderr at the --log-level level.
-func (a *app) logger() (*slog.Logger, error) {
+func (a *app) logger() (*slog.Logger, error) { return a.loggerTo(a.stderr) }
+
+// loggerTo returns a text logger on w at the --log-level level.
+func (a *app) loggerTo(w io.Writer) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
 		return nil, usagef("--log-level %q: want debug, info, warn or error", a.logLevel)
 	}
-	return slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level})), nil
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), nil
 }
 
 // lock takes dir's process lock, with an error that says who holds it.

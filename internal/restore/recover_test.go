@@ -37,8 +37,14 @@ func TestRestoreNewHostRoundTrip(t *testing.T) {
 	src.workload(5) // after the last backup: not in the set
 
 	target := newTarget(t)
-	rep, err := Restore(ctx, Options{SetDir: set, Dir: target, Password: testPassword, Logger: testLogger(t)})
+	var status Status
+	rep, err := Restore(ctx, Options{SetDir: set, Dir: target, Password: testPassword, Logger: testLogger(t), Status: &status})
 	must(t, err, "restore")
+	// The status followed the restore: every digested byte hashed, the
+	// last stage the installation.
+	if hashed, total := status.Verified(); total != rep.Verify.Bytes || hashed != total || status.Stage() != StageInstall {
+		t.Errorf("status: hashed %d of %d bytes (the set holds %d), stage %q", hashed, total, rep.Verify.Bytes, status.Stage())
+	}
 	if !rep.NewHost || !rep.KeyRestored || rep.Record.State != StateComplete || rep.Record.SnapshotLSN != full.Backups[0].SnapshotLSN {
 		t.Fatalf("report: new host %v, key restored %v, record %+v", rep.NewHost, rep.KeyRestored, rep.Record)
 	}

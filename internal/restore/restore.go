@@ -55,6 +55,9 @@ type Options struct {
 	Logger *slog.Logger
 	// OnProgress is passed to Recover when RecoverNow is set.
 	OnProgress func(Event)
+	// Status, when not nil, is kept up to date while Restore runs, for a
+	// display that polls it.
+	Status *Status
 }
 
 // Report says what Restore did.
@@ -118,6 +121,7 @@ func Restore(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	rep := pl.report
+	opts.Status.setStage(StageInstall)
 	if err := pl.apply(ctx, opts, rep, logger); err != nil {
 		if cerr := g.Complete(err); cerr != nil {
 			return nil, errors.Join(err, cerr)
@@ -131,6 +135,7 @@ func Restore(ctx context.Context, opts Options) (*Report, error) {
 	logger.Info("restore registered and complete", "ca", rep.CAName, "data", opts.Dir.Root,
 		"generations", fmt.Sprintf("%d..%d", pl.rec.LowGen, pl.rec.HighGen), "snapshot_lsn", pl.rec.SnapshotLSN)
 	if opts.RecoverNow {
+		opts.Status.setStage(StageRecover)
 		res, err := Recover(ctx, opts.Dir, RecoverOptions{Logger: logger, OnProgress: opts.OnProgress})
 		if err != nil {
 			return rep, fmt.Errorf("the restore is complete, but its hard recovery failed (`certsrv recover` runs it again): %w", err)
@@ -213,6 +218,9 @@ func planRestore(ctx context.Context, opts Options, logger *slog.Logger) (_ *res
 	}
 	staged, wait := pl.stageDatabase(dir)
 	defer func() {
+		if err == nil {
+			opts.Status.setStage(StageCopy)
+		}
 		if werr := wait(); err == nil && werr != nil {
 			err = fmt.Errorf("restore: copy the database snapshot: %w", werr)
 		}
@@ -224,7 +232,15 @@ func planRestore(ctx context.Context, opts Options, logger *slog.Logger) (_ *res
 	// the set is hashed; a problem with the set is reported first.
 	keyDone := make(chan error, 1)
 	go func() { keyDone <- pl.chooseKey(dir, opts.Password) }()
-	vrep, err := set.Verify(ctx)
+	var digested int64
+	for _, f := range m.Files {
+		if f.SHA256 != "" || len(f.ChunkSHA256) > 0 {
+			digested += f.Size
+		}
+	}
+	opts.Status.expectHash(digested)
+	opts.Status.setStage(StageVerify)
+	vrep, err := set.VerifyWith(ctx, backupset.VerifyOptions{Hashed: opts.Status.hashedBytes})
 	keyErr := <-keyDone
 	if err != nil {
 		return nil, fmt.Errorf("restore: verify backup set: %w", err)

@@ -68,6 +68,29 @@ func (l *Line) Start() {
 	}()
 }
 
+// Above returns a writer whose writes appear above the line: each erases
+// the line, writes to w (which should end its writes with a newline, as a
+// logger does) and draws the line again below. Once the line is closed it
+// writes to w alone.
+func (l *Line) Above(w io.Writer) io.Writer { return aboveWriter{l, w} }
+
+type aboveWriter struct {
+	l *Line
+	w io.Writer
+}
+
+func (a aboveWriter) Write(p []byte) (int, error) {
+	a.l.mu.Lock()
+	defer a.l.mu.Unlock()
+	if a.l.closed {
+		return a.w.Write(p)
+	}
+	fmt.Fprint(a.l.w, "\r\x1b[K")
+	n, err := a.w.Write(p)
+	fmt.Fprintf(a.l.w, "\r%s\x1b[K", a.l.render())
+	return n, err
+}
+
 // Draw redraws the line, unless it was closed.
 func (l *Line) Draw() {
 	l.mu.Lock()
@@ -87,8 +110,11 @@ func (l *Line) Clear() {
 }
 
 // Close stops the redrawing and erases the line. It may be called more
-// than once.
+// than once, and on a nil *Line (which does nothing).
 func (l *Line) Close() {
+	if l == nil {
+		return
+	}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()

@@ -25,6 +25,24 @@ func TestLineDrawClearClose(t *testing.T) {
 	}
 }
 
+func TestAboveWritesAboveTheLine(t *testing.T) {
+	var term, log bytes.Buffer
+	l := New(&term, func() string { return "busy" })
+	w := l.Above(&log)
+	w.Write([]byte("a message\n"))
+	if term.String() != "\r\x1b[K\rbusy\x1b[K" || log.String() != "a message\n" {
+		t.Errorf("terminal %q, log %q", term.String(), log.String())
+	}
+	l.Close()
+	term.Reset()
+	w.Write([]byte("after\n"))
+	if term.String() != "" || log.String() != "a message\nafter\n" {
+		t.Errorf("after Close: terminal %q, log %q", term.String(), log.String())
+	}
+	var none *Line
+	none.Close()
+}
+
 func TestLineStartRedraws(t *testing.T) {
 	var buf syncBuffer
 	l := New(&buf, func() string { return "tick" })
