@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"io"
@@ -9,11 +8,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/certsrv/certsrv/internal/backupset"
+	"github.com/certsrv/certsrv/internal/clitest"
 	"github.com/certsrv/certsrv/internal/store"
 	"github.com/certsrv/certsrv/internal/termline"
 )
@@ -130,24 +129,6 @@ func TestBackupProgressLine(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer for one writer and concurrent readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 var progressTotal = regexp.MustCompile(`%  ([0-9.]+) (B|kB|MB|GB) / ([0-9.]+) (B|kB|MB|GB)`)
 
 // TestBackupProgressOnTerminal runs certadm backup with its standard output
@@ -175,7 +156,7 @@ func TestBackupProgressOnTerminal(t *testing.T) {
 			}
 		}
 	}
-	var term syncBuffer
+	var term clitest.SyncBuffer
 	saved := terminalOutput
 	terminalOutput = func(w io.Writer) (io.Writer, int, bool) { return &term, 120, true }
 	t.Cleanup(func() { terminalOutput = saved })

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certsrv/certsrv/internal/clitest"
 	"github.com/certsrv/certsrv/internal/verify"
 )
 
@@ -42,7 +43,7 @@ func TestVerifyProgressLine(t *testing.T) {
 func TestVerifyCommandOnATerminal(t *testing.T) {
 	isolate(t)
 	dir := backedUpSet(t)
-	var term syncBuffer
+	var term clitest.SyncBuffer
 	saved := terminalOutput
 	terminalOutput = func(w io.Writer) (io.Writer, int, bool) { return &term, 120, true }
 	t.Cleanup(func() { terminalOutput = saved })

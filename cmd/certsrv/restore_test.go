@@ -87,7 +87,7 @@ func backedUpCA(t *testing.T) (data, set string) {
 // erased at the end.
 func TestRestoreOnATerminal(t *testing.T) {
 	data, set := backedUpCA(t)
-	var term syncWriter
+	var term clitest.SyncBuffer
 	saved := terminalOutput
 	terminalOutput = func(w io.Writer) (io.Writer, int, bool) { return &term, 200, true }
 	t.Cleanup(func() { terminalOutput = saved })
@@ -118,24 +118,6 @@ func TestRestoreOnATerminal(t *testing.T) {
 	if frames == 0 || logs == 0 || !strings.Contains(shown, "restoring: hard recovery (") {
 		t.Errorf("%d frames, %d log messages:\n%q", frames, logs, shown)
 	}
-}
-
-// syncWriter is a bytes.Buffer safe for concurrent writers.
-type syncWriter struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncWriter) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestUsageHintNamesTheSubcommand: a usage error of any command ends with

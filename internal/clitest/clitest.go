@@ -1,7 +1,12 @@
 // Package clitest holds what the tests of the two command lines share.
 package clitest
 
-import "github.com/spf13/cobra"
+import (
+	"bytes"
+	"sync"
+
+	"github.com/spf13/cobra"
+)
 
 // CommandPaths lists every command under root as the words that name it
 // (nil for root itself), depth first, leaving out cobra's help command.
@@ -18,4 +23,24 @@ func CommandPaths(root *cobra.Command) [][]string {
 	}
 	walk(root, nil)
 	return paths
+}
+
+// SyncBuffer is a bytes.Buffer that several goroutines may write while
+// another reads it: what a test hands a command as its terminal.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns what was written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

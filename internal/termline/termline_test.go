@@ -5,9 +5,10 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/certsrv/certsrv/internal/clitest"
 )
 
 func TestLineDrawClearClose(t *testing.T) {
@@ -44,7 +45,7 @@ func TestAboveWritesAboveTheLine(t *testing.T) {
 }
 
 func TestLineStartRedraws(t *testing.T) {
-	var buf syncBuffer
+	var buf clitest.SyncBuffer
 	l := New(&buf, func() string { return "tick" })
 	l.Start()
 	time.Sleep(3 * Interval)
@@ -80,22 +81,4 @@ func TestBytesAndFit(t *testing.T) {
 	if got := Fit("short", 80); got != "short" {
 		t.Errorf("Fit = %q", got)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
