@@ -3,13 +3,33 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/certsrv/certsrv/internal/datadir"
 	"github.com/certsrv/certsrv/internal/service"
 	"github.com/certsrv/certsrv/internal/store"
+	"github.com/certsrv/certsrv/internal/termline"
 )
+
+// checkLine starts the status line of certsrv check on w when w is a
+// terminal (a check of a large database reads every page for minutes), and
+// returns nil otherwise.
+func checkLine(w io.Writer) *termline.Line {
+	out, width, ok := terminalOutput(w)
+	if !ok {
+		return nil
+	}
+	start := time.Now()
+	l := termline.New(out, func() string {
+		return termline.Fit("checking the database, the checkpoint and every log generation  "+time.Since(start).Truncate(time.Second).String(), width)
+	})
+	l.Draw()
+	l.Start()
+	return l
+}
 
 // errCheckFailed is returned when the check found problems; the report has
 // already been printed.
@@ -43,7 +63,9 @@ lists at least one.`,
 				return err
 			}
 			defer lock.Release()
+			line := checkLine(a.stderr)
 			rep, err := store.Check(cmd.Context(), service.StoreOptions(dir, cfg, nil))
+			line.Close()
 			if err != nil {
 				return err
 			}

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/certsrv/certsrv/internal/clitest"
 )
 
 // TestCheck runs certsrv check on a healthy data directory, then on one
@@ -69,5 +73,30 @@ func TestCheck(t *testing.T) {
 	code, stdout, stderr = runCertsrv(t, "check", "--data", data)
 	if code != 1 || !strings.Contains(stdout+stderr, "checkpoint") {
 		t.Fatalf("check with a damaged checkpoint: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+}
+
+// TestCheckOnATerminal runs certsrv check with standard error on a
+// terminal: a status line says what is checked while it runs and is erased
+// before the report, which goes to standard output as in a script.
+func TestCheckOnATerminal(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	if code, _, stderr := runCertsrv(t, "init", "--data", data); code != 0 {
+		t.Fatalf("init: exit %d\n%s", code, stderr)
+	}
+	var term clitest.SyncBuffer
+	saved := terminalOutput
+	terminalOutput = func(w io.Writer) (io.Writer, int, bool) { return &term, 200, true }
+	t.Cleanup(func() { terminalOutput = saved })
+	var stdout bytes.Buffer
+	if code := run([]string{"check", "--data", data}, &stdout, &term); code != 0 {
+		t.Fatalf("check: exit %d\n%s%s", code, stdout.String(), term.String())
+	}
+	shown := term.String()
+	if !strings.HasPrefix(shown, "\rchecking the database, the checkpoint and every log generation  0s\x1b[K") || !strings.HasSuffix(shown, "\r\x1b[K") {
+		t.Errorf("terminal: %q", shown)
+	}
+	if !strings.Contains(stdout.String(), "ok: no problems found") || strings.Contains(stdout.String(), "checking") {
+		t.Errorf("stdout:\n%s", stdout.String())
 	}
 }
