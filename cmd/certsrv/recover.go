@@ -53,7 +53,16 @@ stopped. Without a pending restore there is nothing to do.`,
 				fmt.Fprintf(a.stdout, "No restore is pending in %s; nothing to recover.\n", dir.Root)
 				return nil
 			}
-			res, err := restore.Recover(cmd.Context(), dir, restore.RecoverOptions{Logger: logger})
+			prog := newRestoreProgress(a.stderr)
+			if prog != nil {
+				prog.status.Recovering()
+				if logger, err = a.loggerTo(prog.out); err != nil {
+					prog.close()
+					return err
+				}
+			}
+			res, err := restore.Recover(cmd.Context(), dir, restore.RecoverOptions{Logger: logger, OnProgress: prog.onPhase})
+			prog.close()
 			if err != nil {
 				return err
 			}

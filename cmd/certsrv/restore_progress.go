@@ -14,9 +14,9 @@ import (
 // terminal path.
 var terminalOutput = termline.Terminal
 
-// restoreProgress is the status line of certsrv restore on a terminal
-// (standard error): the share of the set verified, then the stage, and
-// during --recover-now the phase of hard recovery. Log messages go above
+// restoreProgress is the status line of certsrv restore and certsrv
+// recover on a terminal (standard error): the share of the set verified,
+// then the stage, and during hard recovery its phase. Log messages go above
 // it. A nil *restoreProgress does nothing: in a script nothing is drawn.
 type restoreProgress struct {
 	line   *termline.Line
@@ -75,9 +75,9 @@ func (p *restoreProgress) text(elapsed time.Duration, width int) string {
 			s += fmt.Sprintf(" %d %% (%s of %s)", int(100*float64(hashed)/float64(total)), termline.Bytes(hashed), termline.Bytes(total))
 		}
 	case restore.StageRecover:
-		s += ": " + stage
+		s = "recovering"
 		if ph := p.phase.Load(); ph != nil {
-			s += " (" + string(*ph) + ")"
+			s += ": " + string(*ph)
 		}
 	default:
 		s += ": " + stage

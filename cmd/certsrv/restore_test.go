@@ -107,7 +107,7 @@ func TestRestoreOnATerminal(t *testing.T) {
 		f = strings.TrimSuffix(f, "\x1b[K")
 		switch {
 		case f == "":
-		case strings.HasPrefix(f, "restoring"):
+		case strings.HasPrefix(f, "restoring"), strings.HasPrefix(f, "recovering"):
 			frames++
 		case strings.Contains(f, "level=INFO"):
 			logs++ // a log message, written after the line was erased
@@ -115,7 +115,7 @@ func TestRestoreOnATerminal(t *testing.T) {
 			t.Errorf("frame %q", f)
 		}
 	}
-	if frames == 0 || logs == 0 || !strings.Contains(shown, "restoring: hard recovery (") {
+	if frames == 0 || logs == 0 || !strings.Contains(shown, "recovering: ") {
 		t.Errorf("%d frames, %d log messages:\n%q", frames, logs, shown)
 	}
 }
@@ -147,4 +147,29 @@ func TestUsageHintNamesTheSubcommand(t *testing.T) {
 	check([]string{"key", "restore", "file.p12", "--data", dir}, []string{"key", "restore"})
 	check([]string{"init", "--key", "rsa-1024", "--data", dir}, []string{"init"})
 	check([]string{"bogus"}, nil)
+}
+
+// TestRecoverOnATerminal registers a restore, then runs certsrv recover
+// with standard error on a terminal: its status line names the recovery's
+// phases and is erased before the report.
+func TestRecoverOnATerminal(t *testing.T) {
+	data, set := backedUpCA(t)
+	if code, stdout, stderr := runCertsrv(t, "restore", set, "--data", data, "--force"); code != 0 {
+		t.Fatalf("restore: exit %d\n%s%s", code, stdout, stderr)
+	}
+	var term clitest.SyncBuffer
+	saved := terminalOutput
+	terminalOutput = func(w io.Writer) (io.Writer, int, bool) { return &term, 200, true }
+	t.Cleanup(func() { terminalOutput = saved })
+	var stdout bytes.Buffer
+	if code := run([]string{"recover", "--data", data}, &stdout, &term); code != 0 {
+		t.Fatalf("recover: exit %d\n%s%s", code, stdout.String(), term.String())
+	}
+	shown := term.String()
+	if !strings.Contains(shown, "\rrecovering: ") || !strings.HasSuffix(shown, "\r\x1b[K") {
+		t.Errorf("terminal: %q", shown)
+	}
+	if !strings.Contains(stdout.String(), "Recovered to LSN ") || strings.Contains(stdout.String(), "recovering") {
+		t.Errorf("stdout:\n%s", stdout.String())
+	}
 }

@@ -60,3 +60,7 @@ func (p *Status) hashedBytes(n int64) {
 		p.hashed.Add(n)
 	}
 }
+
+// Recovering sets the stage to StageRecover, for a display of Recover run
+// by itself (certsrv recover).
+func (p *Status) Recovering() { p.setStage(StageRecover) }
