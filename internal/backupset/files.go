@@ -186,7 +186,7 @@ var hashBuffers = sync.Pool{New: func() any {
 }}
 
 // hashRange returns how many bytes it read and the SHA-256 of n bytes of
-// the file at p from offset off (to its end when n < 0), checking ctx
+// the file at p from offset off (of the whole file when n < 0), checking ctx
 // between reads. A goroutine reads ahead while the caller's goroutine
 // hashes, so a range read from the disk costs max(read, hash) rather than
 // their sum: SHA-256 runs at about the speed of a fast disk. A file shorter
@@ -199,12 +199,8 @@ func hashRange(ctx context.Context, p string, off, n int64, hashed func(int64)) 
 	}
 	defer f.Close()
 	var r io.Reader = f
-	if off != 0 || n >= 0 {
-		if n < 0 {
-			n = maxSafeInteger
-		} else {
-			fsutil.ReadAhead(f, off, n)
-		}
+	if n >= 0 {
+		fsutil.ReadAhead(f, off, n)
 		r = io.NewSectionReader(f, off, n)
 	}
 	type block struct {

@@ -143,20 +143,46 @@ func chunks(size, chunk int64) int {
 	return int((size + chunk - 1) / chunk)
 }
 
+// cloneFiles returns a deep copy of files.
+func cloneFiles(files []FileEntry) []FileEntry {
+	c := slices.Clone(files)
+	for i := range c {
+		c[i].ChunkSHA256 = slices.Clone(c[i].ChunkSHA256)
+	}
+	return c
+}
+
+// DigestBytes returns the bytes of the files whose digests Verify checks:
+// every file of a set with a manifest, none of a derived set (Derive),
+// whose files carry no digest. A progress display's total.
+func (m *Manifest) DigestBytes() int64 {
+	var n int64
+	for _, f := range m.Files {
+		if f.SHA256 != "" || len(f.ChunkSHA256) > 0 {
+			n += f.Size
+		}
+	}
+	return n
+}
+
 // clone returns a deep copy of m.
 func (m *Manifest) clone() *Manifest {
 	c := *m
 	c.Backups = append([]Backup(nil), m.Backups...)
-	c.Files = append([]FileEntry(nil), m.Files...)
-	for i := range c.Files {
-		c.Files[i].ChunkSHA256 = slices.Clone(c.Files[i].ChunkSHA256)
-	}
+	c.Files = cloneFiles(m.Files)
 	c.Notes = append([]string(nil), m.Notes...)
 	return &c
 }
 
 // LastBackup returns the newest backup of the chain.
 func (m *Manifest) LastBackup() Backup { return m.Backups[len(m.Backups)-1] }
+
+// readableFormat reports whether f is a format this package reads, 1 to
+// ManifestFormat.
+func readableFormat(f json.Number) bool {
+	n, err := strconv.Atoi(f.String())
+	return err == nil && n >= 1 && n <= ManifestFormat
+}
 
 // manifestChecksum returns the checksum of the manifest whose JSON is b:
 // the lower-case hex SHA-256 of the RFC 8785 serialization of the decoded
@@ -171,7 +197,7 @@ func manifestChecksum(b []byte) (computed, recorded string, err error) {
 	if !ok {
 		return "", "", fmt.Errorf("%w: not a JSON object", ErrManifestFormat)
 	}
-	if f, ok := obj["format"].(json.Number); !ok || (f.String() != "1" && f.String() != fmt.Sprint(ManifestFormat)) {
+	if f, ok := obj["format"].(json.Number); !ok || !readableFormat(f) {
 		return "", "", fmt.Errorf("%w: format %v, want 1 to %d", ErrManifestFormat, obj["format"], ManifestFormat)
 	}
 	recorded, ok = obj["checksum"].(string)

@@ -267,7 +267,7 @@ func (s *Set) verifyFiles(ctx context.Context, files []FileEntry, hashed func(in
 	// of the file's chunks whose digest differs.
 	differ := map[int]int{}
 	for _, j := range jobs {
-		if j.chunk >= 0 && j.err == nil && j.read == j.n && j.sum != files[j.file].ChunkSHA256[j.chunk] {
+		if j.chunkDiffers(files[j.file]) {
 			differ[j.file]++
 		}
 	}
@@ -290,6 +290,12 @@ type hashJob struct {
 	err         error
 }
 
+// chunkDiffers reports whether the job read its whole chunk of f and found
+// another digest.
+func (j *hashJob) chunkDiffers(f FileEntry) bool {
+	return j.chunk >= 0 && j.err == nil && j.read == j.n && j.sum != f.ChunkSHA256[j.chunk]
+}
+
 // problem returns what the job found wrong with f, or nil; differ is the
 // number of f's chunks whose digest differs.
 func (j *hashJob) problem(f FileEntry, differ int) error {
@@ -300,7 +306,7 @@ func (j *hashJob) problem(f FileEntry, differ int) error {
 		return &FileError{Path: f.Path, Want: strconv.FormatInt(f.Size, 10) + " bytes", Got: strconv.FormatInt(j.off+j.read, 10) + " bytes read", Err: ErrSizeMismatch}
 	case j.chunk < 0 && j.sum != f.SHA256:
 		return &FileError{Path: f.Path, Want: "SHA-256 " + f.SHA256, Got: j.sum, Err: ErrDigestMismatch}
-	case j.chunk >= 0 && j.sum != f.ChunkSHA256[j.chunk]:
+	case j.chunkDiffers(f):
 		var err error = ErrDigestMismatch
 		if differ > 1 {
 			err = fmt.Errorf("%w in %d of its %d chunks, the first", ErrDigestMismatch, differ, len(f.ChunkSHA256))

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -159,13 +158,7 @@ func (w *Writer) AddRestoreMap(ctx context.Context, m RestoreMap) (FileEntry, er
 func (w *Writer) Note(text string) { w.notes = append(w.notes, text) }
 
 // Files returns the files added so far.
-func (w *Writer) Files() []FileEntry {
-	files := slices.Clone(w.files)
-	for i := range files {
-		files[i].ChunkSHA256 = slices.Clone(files[i].ChunkSHA256)
-	}
-	return files
-}
+func (w *Writer) Files() []FileEntry { return cloneFiles(w.files) }
 
 // Commit checks the files added and writes the manifest, which makes the
 // set complete. It requires one database, one restore map and at least one

@@ -232,13 +232,7 @@ func planRestore(ctx context.Context, opts Options, logger *slog.Logger) (_ *res
 	// the set is hashed; a problem with the set is reported first.
 	keyDone := make(chan error, 1)
 	go func() { keyDone <- pl.chooseKey(dir, opts.Password) }()
-	var digested int64
-	for _, f := range m.Files {
-		if f.SHA256 != "" || len(f.ChunkSHA256) > 0 {
-			digested += f.Size
-		}
-	}
-	opts.Status.expectHash(digested)
+	opts.Status.expectHash(m.DigestBytes())
 	opts.Status.setStage(StageVerify)
 	vrep, err := set.VerifyWith(ctx, backupset.VerifyOptions{Hashed: opts.Status.hashedBytes})
 	keyErr := <-keyDone

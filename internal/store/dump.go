@@ -42,7 +42,7 @@ func (d *DB) Dump(ctx context.Context) (*Dump, error) {
 		return nil, err
 	}
 	defer done()
-	return dumpPool(ctx, d.rdb)
+	return dumpPool(ctx, d.rdb, requestColumns)
 }
 
 // DumpFile dumps the database file at path, which no DB has open (a
@@ -72,7 +72,7 @@ func dumpFile(ctx context.Context, path, columns string) (*Dump, error) {
 		return nil, err
 	}
 	defer pool.Close()
-	return dumpPoolColumns(ctx, pool, columns)
+	return dumpPool(ctx, pool, columns)
 }
 
 // EachCertificate calls fn with every certificate in the database file at
@@ -102,11 +102,9 @@ func EachCertificate(ctx context.Context, path string, fn func(c *Certificate) e
 	})
 }
 
-func dumpPool(ctx context.Context, pool *sql.DB) (*Dump, error) {
-	return dumpPoolColumns(ctx, pool, requestColumns)
-}
-
-func dumpPoolColumns(ctx context.Context, pool *sql.DB, columns string) (*Dump, error) {
+// dumpPool dumps the database of pool in one read transaction, reading
+// the requests' columns given (requestColumns or requestColumnsCompact).
+func dumpPool(ctx context.Context, pool *sql.DB, columns string) (*Dump, error) {
 	tx, err := pool.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("dump: %w", err)

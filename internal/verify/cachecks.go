@@ -173,7 +173,7 @@ func findCACert(info *setInfo, dyn []dynamicFile, cs *checks) *x509.Certificate 
 // certificates the dump counted; progress counts them as they are checked.
 // It returns the number checked.
 func checkCertificates(ctx context.Context, caCert *x509.Certificate, dbPath string, want int64, progress *Progress, cs *checks) (int, error) {
-	progress.expectCerts(int(want))
+	progress.expectCerts(want)
 	type item struct {
 		i int
 		c store.Certificate

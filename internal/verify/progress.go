@@ -72,9 +72,9 @@ func (p *Progress) expectHash(n int64) {
 	}
 }
 
-func (p *Progress) expectCerts(n int) {
+func (p *Progress) expectCerts(n int64) {
 	if p != nil {
-		p.certTotal.Store(int64(n))
+		p.certTotal.Store(n)
 	}
 }
 

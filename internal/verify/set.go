@@ -122,13 +122,7 @@ var layerChecks = []string{CheckManifest, CheckFiles, CheckRestoreMap, CheckData
 // it found problems of its own (a missing log generation is a gap in the
 // chain).
 func verifySet(ctx context.Context, info *setInfo, cs *checks) error {
-	var digested int64
-	for _, f := range info.set.Manifest().Files {
-		if f.SHA256 != "" || len(f.ChunkSHA256) > 0 {
-			digested += f.Size
-		}
-	}
-	info.progress.expectHash(digested)
+	info.progress.expectHash(info.set.Manifest().DigestBytes())
 	rep, err := info.set.VerifyWith(ctx, backupset.VerifyOptions{Hashed: info.progress.hashedBytes})
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return ctxErr
