@@ -152,9 +152,9 @@ func (p *backupProgress) lineLocked(now time.Time) string {
 	if total > 0 {
 		frac = float64(p.done) / float64(total)
 	}
-	tail := fmt.Sprintf(" %3d%%  %s / %s", int(frac*100), byteSize(p.done), byteSize(total))
+	tail := fmt.Sprintf(" %3d%%  %s / %s", int(frac*100), termline.Bytes(p.done), termline.Bytes(total))
 	if known {
-		tail += "  " + byteSize(int64(rate)) + "/s"
+		tail += "  " + termline.Bytes(int64(rate)) + "/s"
 	}
 	// The bar gets what the terminal has left, at most progressBarWidth
 	// columns; on a narrow terminal there is none.
@@ -190,9 +190,6 @@ func (p *backupProgress) rateLocked(now time.Time) (float64, bool) {
 	}
 	return float64(p.done-oldest.done) / dt, true
 }
-
-// byteSize formats a byte count for the progress line.
-func byteSize(n int64) string { return termline.Bytes(n) }
 
 // progress counts what passes through src on p, keeping src's WriteTo
 // (which hands over the server's chunks without a copy). With p nil it

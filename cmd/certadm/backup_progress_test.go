@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"io"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -156,10 +155,7 @@ func TestBackupProgressOnTerminal(t *testing.T) {
 			}
 		}
 	}
-	var term clitest.SyncBuffer
-	saved := terminalOutput
-	terminalOutput = func(w io.Writer) (io.Writer, int, bool) { return &term, 120, true }
-	t.Cleanup(func() { terminalOutput = saved })
+	term := clitest.FakeTerminal(t, &terminalOutput, 120)
 
 	dir := filepath.Join(t.TempDir(), "set")
 	const maxRate = 2 << 20

@@ -75,7 +75,7 @@ func runVerify(ctx context.Context, a *app, dir string, f verifyFlags) error {
 	var progress verify.Progress
 	line := newVerifyProgress(a.stderr, &progress)
 	rep, verr := verify.Verify(ctx, dir, verify.Options{TempDir: f.tempDir, Progress: &progress})
-	line.close()
+	line.Close()
 	var failed *verify.FailedError
 	verdict := verr == nil || errors.As(verr, &failed)
 	if !verdict && !errors.Is(verr, verify.ErrNotVerified) {

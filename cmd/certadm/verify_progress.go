@@ -10,38 +10,25 @@ import (
 	"github.com/certsrv/certsrv/internal/verify"
 )
 
-// verifyProgress shows how far certadm verify is on one terminal line of
-// standard error, redrawn in place every termline.Interval: the share of the
-// set's bytes whose digests are checked, then the trial restore's stage and,
-// while the issued certificates are checked, how many. A verification of a
-// large set spends most of its time in the trial restore (copying and
-// checking the database, one signature per certificate), so the line says
-// what it is doing, not only how many bytes it read.
-//
-// A nil *verifyProgress does nothing: a run whose standard error is not a
-// terminal draws no line.
-type verifyProgress struct{ live *termline.Line }
-
-// newVerifyProgress starts drawing p on w and returns the line, or nil when
-// w is not a terminal. The caller calls close before it prints anything.
-func newVerifyProgress(w io.Writer, p *verify.Progress) *verifyProgress {
+// newVerifyProgress starts the status line of certadm verify on w, one
+// terminal line of standard error redrawn in place every
+// termline.Interval: the share of the set's bytes whose digests are
+// checked, then the trial restore's stage and, while the issued
+// certificates are checked, how many. A verification of a large set spends
+// most of its time in the trial restore (copying and checking the database,
+// one signature per certificate), so the line says what it is doing, not
+// only how many bytes it read. It returns nil, and draws nothing, when w is
+// not a terminal; the caller closes the line before it prints anything.
+func newVerifyProgress(w io.Writer, p *verify.Progress) *termline.Line {
 	out, width, ok := terminalOutput(w)
 	if !ok {
 		return nil
 	}
 	start := time.Now()
-	v := &verifyProgress{live: termline.New(out, func() string { return verifyStateOf(p).line(time.Since(start), width) })}
-	v.live.Draw() // at once: a small set is verified before the first tick
-	v.live.Start()
-	return v
-}
-
-// close stops the redrawing and clears the line. It may be called more
-// than once.
-func (v *verifyProgress) close() {
-	if v != nil {
-		v.live.Close()
-	}
+	l := termline.New(out, func() string { return verifyStateOf(p).line(time.Since(start), width) })
+	l.Draw() // at once: a small set is verified before the first tick
+	l.Start()
+	return l
 }
 
 // verifyState is what a verify.Progress says at one moment.
@@ -66,7 +53,7 @@ func (s verifyState) line(elapsed time.Duration, width int) string {
 	var parts []string
 	if s.toHash > 0 {
 		if s.hashed < s.toHash {
-			parts = append(parts, fmt.Sprintf("files %d %% (%s of %s)", int(100*float64(s.hashed)/float64(s.toHash)), byteSize(s.hashed), byteSize(s.toHash)))
+			parts = append(parts, fmt.Sprintf("files %d %% (%s of %s)", int(100*float64(s.hashed)/float64(s.toHash)), termline.Bytes(s.hashed), termline.Bytes(s.toHash)))
 		} else {
 			parts = append(parts, "files checked")
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"strings"
 	"testing"
 	"time"
@@ -43,10 +42,7 @@ func TestVerifyProgressLine(t *testing.T) {
 func TestVerifyCommandOnATerminal(t *testing.T) {
 	isolate(t)
 	dir := backedUpSet(t)
-	var term clitest.SyncBuffer
-	saved := terminalOutput
-	terminalOutput = func(w io.Writer) (io.Writer, int, bool) { return &term, 120, true }
-	t.Cleanup(func() { terminalOutput = saved })
+	term := clitest.FakeTerminal(t, &terminalOutput, 120)
 
 	code, out, errOut := cli(t, "verify", "--no-write", dir)
 	if code != exitOK || !strings.Contains(out, "result: OK") || errOut != "" {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -84,12 +83,9 @@ func TestCheckOnATerminal(t *testing.T) {
 	if code, _, stderr := runCertsrv(t, "init", "--data", data); code != 0 {
 		t.Fatalf("init: exit %d\n%s", code, stderr)
 	}
-	var term clitest.SyncBuffer
-	saved := terminalOutput
-	terminalOutput = func(w io.Writer) (io.Writer, int, bool) { return &term, 200, true }
-	t.Cleanup(func() { terminalOutput = saved })
+	term := clitest.FakeTerminal(t, &terminalOutput, 200)
 	var stdout bytes.Buffer
-	if code := run([]string{"check", "--data", data}, &stdout, &term); code != 0 {
+	if code := run([]string{"check", "--data", data}, &stdout, term); code != 0 {
 		t.Fatalf("check: exit %d\n%s%s", code, stdout.String(), term.String())
 	}
 	shown := term.String()

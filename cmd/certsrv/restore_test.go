@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"io"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -87,12 +86,9 @@ func backedUpCA(t *testing.T) (data, set string) {
 // erased at the end.
 func TestRestoreOnATerminal(t *testing.T) {
 	data, set := backedUpCA(t)
-	var term clitest.SyncBuffer
-	saved := terminalOutput
-	terminalOutput = func(w io.Writer) (io.Writer, int, bool) { return &term, 200, true }
-	t.Cleanup(func() { terminalOutput = saved })
+	term := clitest.FakeTerminal(t, &terminalOutput, 200)
 	var stdout bytes.Buffer
-	if code := run([]string{"restore", set, "--data", data, "--force", "--recover-now"}, &stdout, &term); code != 0 {
+	if code := run([]string{"restore", set, "--data", data, "--force", "--recover-now"}, &stdout, term); code != 0 {
 		t.Fatalf("restore: exit %d\n%s%s", code, stdout.String(), term.String())
 	}
 	if !strings.Contains(stdout.String(), "Verified backup set "+set) || strings.Contains(stdout.String(), "restoring") {
@@ -157,12 +153,9 @@ func TestRecoverOnATerminal(t *testing.T) {
 	if code, stdout, stderr := runCertsrv(t, "restore", set, "--data", data, "--force"); code != 0 {
 		t.Fatalf("restore: exit %d\n%s%s", code, stdout, stderr)
 	}
-	var term clitest.SyncBuffer
-	saved := terminalOutput
-	terminalOutput = func(w io.Writer) (io.Writer, int, bool) { return &term, 200, true }
-	t.Cleanup(func() { terminalOutput = saved })
+	term := clitest.FakeTerminal(t, &terminalOutput, 200)
 	var stdout bytes.Buffer
-	if code := run([]string{"recover", "--data", data}, &stdout, &term); code != 0 {
+	if code := run([]string{"recover", "--data", data}, &stdout, term); code != 0 {
 		t.Fatalf("recover: exit %d\n%s%s", code, stdout.String(), term.String())
 	}
 	shown := term.String()

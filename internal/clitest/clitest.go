@@ -3,7 +3,9 @@ package clitest
 
 import (
 	"bytes"
+	"io"
 	"sync"
+	"testing"
 
 	"github.com/spf13/cobra"
 )
@@ -43,4 +45,15 @@ func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// FakeTerminal makes *detect, a command's terminal test (termline.Terminal
+// or a stand-in), take every writer for a terminal width columns wide for
+// the rest of the test, and returns the buffer that terminal shows.
+func FakeTerminal(t testing.TB, detect *func(io.Writer) (io.Writer, int, bool), width int) *SyncBuffer {
+	term := &SyncBuffer{}
+	saved := *detect
+	*detect = func(io.Writer) (io.Writer, int, bool) { return term, width, true }
+	t.Cleanup(func() { *detect = saved })
+	return term
 }
