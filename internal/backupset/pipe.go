@@ -2,10 +2,7 @@ package backupset
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"hash"
 	"io"
 	"sync"
 
@@ -14,8 +11,9 @@ import (
 
 // Buffers of the copy pipeline. Write copies the caller's bytes into a free
 // buffer and returns; one goroutine writes full buffers to the file, a
-// second hashes them after the write, and the buffer goes back to the free
-// list. Receiving, writing and hashing so overlap, and a slow medium only
+// second hashes them after the write (chunkHasher, which may hold the
+// buffers of one chunk to hash two chunks at once, with as many buffers
+// more), and the buffer goes back to the free list. Receiving, writing and hashing so overlap, and a slow medium only
 // blocks the caller once every buffer is in flight. Eight buffers (32 MiB)
 // rather than four let the receiver run on through a few slow writes: a
 // full backup of 1 GiB over loopback took 1.15–1.28 s instead of 1.44–1.59
@@ -47,29 +45,26 @@ type pipeWriter struct {
 	toFile chan []byte
 	toHash chan []byte
 	done   chan struct{}
-	h      hash.Hash
-	chunk  int64    // bytes per digest
-	inH    int64    // bytes h holds
-	sums   []string // digests of the chunks hashed so far
+	hasher *chunkHasher
 
 	mu  sync.Mutex
 	err error // the first write error
 }
 
 func newPipeWriter(ctx context.Context, w io.Writer, limit, chunk int64) *pipeWriter {
+	// Small files need no large buffers.
+	size := int(min(int64(pipeBufferSize), max(limit, 1)))
 	p := &pipeWriter{
-		chunk:  chunk,
 		ctx:    ctx,
 		limit:  limit,
-		free:   make(chan []byte, pipeBuffers),
 		toFile: make(chan []byte, pipeBuffers),
 		toHash: make(chan []byte, pipeBuffers),
 		done:   make(chan struct{}),
-		h:      sha256.New(),
 	}
-	// Small files need no large buffers.
-	size := int(min(int64(pipeBufferSize), max(limit, 1)))
-	for i := 0; i < pipeBuffers; i++ {
+	p.hasher = newChunkHasher(chunk, limit, size, func(b []byte) { p.free <- b[:0] })
+	n := pipeBuffers + p.hasher.heldBuffers(size)
+	p.free = make(chan []byte, n)
+	for range n {
 		p.free <- fsutil.AlignedBuffer(size)[:0] // aligned for direct I/O
 	}
 	mw, _ := w.(maxWriter)
@@ -99,26 +94,10 @@ func newPipeWriter(ctx context.Context, w io.Writer, limit, chunk int64) *pipeWr
 	go func() {
 		defer close(p.done)
 		for b := range p.toHash {
-			p.hash(b)
-			p.free <- b[:0]
+			p.hasher.add(b)
 		}
 	}()
 	return p
-}
-
-// hash adds b to the chunk digests.
-func (p *pipeWriter) hash(b []byte) {
-	for len(b) > 0 {
-		k := int(min(int64(len(b)), p.chunk-p.inH))
-		p.h.Write(b[:k])
-		p.inH += int64(k)
-		b = b[k:]
-		if p.inH == p.chunk {
-			p.sums = append(p.sums, hex.EncodeToString(p.h.Sum(nil)))
-			p.h.Reset()
-			p.inH = 0
-		}
-	}
 }
 
 func (p *pipeWriter) failed() error {
@@ -226,8 +205,5 @@ func (p *pipeWriter) finish() ([]string, error) {
 	if err := p.failed(); err != nil {
 		return nil, err
 	}
-	if p.inH > 0 || len(p.sums) == 0 {
-		p.sums = append(p.sums, hex.EncodeToString(p.h.Sum(nil)))
-	}
-	return p.sums, nil
+	return p.hasher.end(), nil
 }
