@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 )
@@ -57,6 +59,56 @@ func TestPipeWriterPairedChunkDigests(t *testing.T) {
 			if n := len(p.free); n != cap(p.free) {
 				t.Errorf("chunk %d MiB, file %d bytes: %d of %d buffers back", chunk/mib, size, n, cap(p.free))
 			}
+		}
+	}
+}
+
+// hashRanges hashes two ranges of a file as a pair; where the file ends
+// inside the second range (a file changed after its size was checked),
+// each range goes on alone and is read and hashed exactly as far as it
+// goes.
+func TestHashRangesPair(t *testing.T) {
+	const n = 5<<20 + 3 // more than one read buffer, not a whole number of blocks
+	data := make([]byte, 2*n-777)
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	p := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	digest := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+	for _, c := range []struct {
+		name string
+		offs []int64
+		n    int64
+	}{
+		{"two whole ranges", []int64{0, n - 777}, n},
+		{"the second range short", []int64{0, n}, n},
+		{"the first range short", []int64{n, 0}, n},
+		{"one range", []int64{12345}, n},
+		{"the whole file", []int64{0}, -1},
+	} {
+		var counted int64
+		read, sums, err := hashRanges(context.Background(), p, c.offs, c.n, func(k int64) { counted += k })
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		var total int64
+		for k, off := range c.offs {
+			end := int64(len(data))
+			if c.n >= 0 {
+				end = min(end, off+c.n)
+			}
+			want := data[off:end]
+			if read[k] != int64(len(want)) || sums[k] != digest(want) {
+				t.Errorf("%s: range %d: read %d, %s; want %d, %s", c.name, k, read[k], sums[k], len(want), digest(want))
+			}
+			total += read[k]
+		}
+		if counted != total {
+			t.Errorf("%s: hashed counted %d bytes, read %d", c.name, counted, total)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/certsrv/certsrv/internal/fsutil"
+	"github.com/certsrv/certsrv/internal/sha256x2"
 )
 
 // Permissions of what a set holds: the database, the logs and a key file
@@ -187,32 +189,50 @@ var hashBuffers = sync.Pool{New: func() any {
 
 // hashRange returns how many bytes it read and the SHA-256 of n bytes of
 // the file at p from offset off (of the whole file when n < 0), checking ctx
-// between reads. A goroutine reads ahead while the caller's goroutine
-// hashes, so a range read from the disk costs max(read, hash) rather than
-// their sum: SHA-256 runs at about the speed of a fast disk. A file shorter
-// than off+n gives fewer bytes, not an error. hashed, when not nil, is
-// called with the size of each block hashed.
+// between reads. A file shorter than off+n gives fewer bytes, not an error.
+// hashed, when not nil, is called with the size of each block hashed.
 func hashRange(ctx context.Context, p string, off, n int64, hashed func(int64)) (int64, string, error) {
+	read, sums, err := hashRanges(ctx, p, []int64{off}, n, hashed)
+	return read[0], sums[0], err
+}
+
+// hashRanges is hashRange for one range or two of the same length n (not
+// the whole file) at offs, whose digests it computes together with
+// sha256x2: the chunks of one file, two per core. It returns what it read
+// of each range and each range's SHA-256 (empty after an error). A
+// goroutine reads ahead while the caller's goroutine hashes, so a range
+// read from the disk costs max(read, hash) rather than their sum.
+func hashRanges(ctx context.Context, p string, offs []int64, n int64, hashed func(int64)) ([]int64, []string, error) {
+	read := make([]int64, len(offs))
+	sums := make([]string, len(offs))
 	f, err := os.Open(p)
 	if err != nil {
-		return 0, "", err
+		return read, sums, err
 	}
 	defer f.Close()
-	var r io.Reader = f
-	if n >= 0 {
-		fsutil.ReadAhead(f, off, n)
-		r = io.NewSectionReader(f, off, n)
+	rs := make([]io.Reader, len(offs))
+	for i, off := range offs {
+		rs[i] = f
+		if n >= 0 {
+			fsutil.ReadAhead(f, off, n)
+			rs[i] = io.NewSectionReader(f, off, n)
+		}
 	}
+	// A block is the next bytes of each range, read into one set of
+	// buffers; a range that has ended gives none.
 	type block struct {
-		b   []byte
+		set *[2]*[]byte
+		b   [2][]byte
 		err error
 	}
 	const buffers = 3
-	free := make(chan []byte, buffers)
-	var bufs [buffers]*[]byte
-	for i := range bufs {
-		bufs[i] = hashBuffers.Get().(*[]byte)
-		free <- *bufs[i]
+	free := make(chan *[2]*[]byte, buffers)
+	var sets [buffers][2]*[]byte
+	for i := range sets {
+		for k := range offs {
+			sets[i][k] = hashBuffers.Get().(*[]byte)
+		}
+		free <- &sets[i]
 	}
 	full := make(chan block, buffers)
 	stop := make(chan struct{})
@@ -221,52 +241,101 @@ func hashRange(ctx context.Context, p string, off, n int64, hashed func(int64)) 
 		// The buffers go back once the reader is done with them.
 		close(stop)
 		<-done
-		for _, b := range bufs {
-			hashBuffers.Put(b)
+		for i := range sets {
+			for k := range offs {
+				hashBuffers.Put(sets[i][k])
+			}
 		}
 	}()
 	go func() {
 		defer close(done)
 		defer close(full)
+		ended := make([]bool, len(rs))
 		for {
-			var buf []byte
+			var blk block
 			select {
-			case buf = <-free:
+			case blk.set = <-free:
 			case <-stop:
 				return
 			}
-			k, err := io.ReadFull(r, buf)
-			if err == io.ErrUnexpectedEOF {
-				err = io.EOF
+			left := 0
+			for k, r := range rs {
+				if ended[k] {
+					continue
+				}
+				buf := *blk.set[k]
+				m, err := io.ReadFull(r, buf)
+				blk.b[k] = buf[:m]
+				switch {
+				case err == io.EOF || err == io.ErrUnexpectedEOF:
+					ended[k] = true
+				case err != nil:
+					blk.err = err
+				default:
+					left++
+				}
+			}
+			if left == 0 && blk.err == nil {
+				blk.err = io.EOF
 			}
 			select {
-			case full <- block{buf[:k], err}:
+			case full <- blk:
 			case <-stop:
 				return
 			}
-			if err != nil {
+			if blk.err != nil {
 				return
 			}
 		}
 	}()
-	h := sha256.New()
-	var read int64
+	// Two ranges are hashed as a pair while their blocks have the same
+	// length; if one ends short, each goes on alone.
+	var pair *sha256x2.Pair
+	var hs []hash.Hash
+	if len(offs) == 2 {
+		pair = sha256x2.New()
+	} else {
+		hs = []hash.Hash{sha256.New()}
+	}
 	for blk := range full {
 		if err := ctx.Err(); err != nil {
-			return read, "", err
+			return read, sums, err
 		}
-		h.Write(blk.b)
-		read += int64(len(blk.b))
-		if hashed != nil {
-			hashed(int64(len(blk.b)))
+		if pair != nil {
+			a, b := blk.b[0], blk.b[1]
+			m := min(len(a), len(b))
+			pair.Write(a[:m], b[:m])
+			if len(a) != len(b) {
+				ha, hb := pair.Split()
+				ha.Write(a[m:])
+				hb.Write(b[m:])
+				pair, hs = nil, []hash.Hash{ha, hb}
+			}
+		} else {
+			for k, h := range hs {
+				h.Write(blk.b[k])
+			}
+		}
+		for k := range offs {
+			read[k] += int64(len(blk.b[k]))
+			if hashed != nil && len(blk.b[k]) > 0 {
+				hashed(int64(len(blk.b[k])))
+			}
 		}
 		switch {
 		case blk.err == io.EOF:
-			return read, hex.EncodeToString(h.Sum(nil)), nil
+			if pair != nil {
+				a, b := pair.Sum()
+				return read, []string{hex.EncodeToString(a[:]), hex.EncodeToString(b[:])}, nil
+			}
+			for k, h := range hs {
+				sums[k] = hex.EncodeToString(h.Sum(nil))
+			}
+			return read, sums, nil
 		case blk.err != nil:
-			return read, "", blk.err
+			return read, sums, blk.err
 		}
-		free <- blk.b[:cap(blk.b)]
+		free <- blk.set
 	}
-	return read, "", io.ErrUnexpectedEOF // not reached: the reader ends with EOF or an error
+	return read, sums, io.ErrUnexpectedEOF // not reached: the reader ends with EOF or an error
 }
