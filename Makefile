@@ -27,7 +27,7 @@ bench:
 	go test -run '^$$' -bench . -benchtime 3s ./internal/wal ./internal/store
 
 generate:
-	go generate ./proto
+	go generate ./proto ./internal/sha256x2
 
 # libcertadm.so (the certbcli.h C ABI) and the C scenario, into capi/build/.
 capi:
