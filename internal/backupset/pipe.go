@@ -12,9 +12,10 @@ import (
 // Buffers of the copy pipeline. Write copies the caller's bytes into a free
 // buffer and returns; one goroutine writes full buffers to the file, a
 // second hashes them after the write (chunkHasher, which may hold the
-// buffers of one chunk to hash two chunks at once, with as many buffers
-// more), and the buffer goes back to the free list. Receiving, writing and hashing so overlap, and a slow medium only
-// blocks the caller once every buffer is in flight. Eight buffers (32 MiB)
+// buffers of one chunk to hash two chunks at once; the pipeline then has
+// as many buffers more), and the buffer goes back to the free list.
+// Receiving, writing and hashing so overlap, and a slow medium only blocks
+// the caller once every buffer is in flight. Eight buffers (32 MiB)
 // rather than four let the receiver run on through a few slow writes: a
 // full backup of 1 GiB over loopback took 1.15–1.28 s instead of 1.44–1.59
 // s with four, the writer's pieces adapting as below.
