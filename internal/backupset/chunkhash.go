@@ -35,17 +35,12 @@ type chunkHasher struct {
 	h   hash.Hash
 	inH int64
 
-	// Two chunks at a time.
-	paired bool
-	pair   *sha256x2.Pair
-	held   []heldBuffer // the even chunk's buffers not yet hashed, in order
-	ended  bool         // a short buffer came: the file's last
-}
-
-// heldBuffer is a buffer of an even chunk whose first from bytes are hashed.
-type heldBuffer struct {
-	b    []byte
-	from int
+	// Two chunks at a time (pair not nil). Of the even chunk's buffers
+	// still held, the first is hashed up to pair.Len() % bufSize: the
+	// ones before it went back whole.
+	pair  *sha256x2.Pair
+	held  [][]byte
+	ended bool // a short buffer came: the file's last
 }
 
 // newChunkHasher returns a hasher of chunks of chunk bytes, fed buffers of
@@ -53,8 +48,7 @@ type heldBuffer struct {
 // bytes.
 func newChunkHasher(chunk, limit int64, bufSize int, release func([]byte)) *chunkHasher {
 	c := &chunkHasher{chunk: chunk, bufSize: bufSize, release: release}
-	c.paired = limit > chunk && chunk%int64(bufSize) == 0 && chunk <= maxPairedChunk
-	if c.paired {
+	if limit > chunk && chunk%int64(bufSize) == 0 && chunk <= maxPairedChunk {
 		c.pair = sha256x2.New()
 	} else {
 		c.h = sha256.New()
@@ -64,16 +58,16 @@ func newChunkHasher(chunk, limit int64, bufSize int, release func([]byte)) *chun
 
 // heldBuffers is the number of buffers the hasher may hold at once: the
 // pipeline adds them to its own.
-func (c *chunkHasher) heldBuffers(bufSize int) int {
-	if !c.paired {
+func (c *chunkHasher) heldBuffers() int {
+	if c.pair == nil {
 		return 0
 	}
-	return int(c.chunk / int64(bufSize))
+	return int(c.chunk / int64(c.bufSize))
 }
 
 // add hashes b (or holds it) and releases every buffer it is done with.
 func (c *chunkHasher) add(b []byte) {
-	if !c.paired {
+	if c.pair == nil {
 		c.addSingle(b)
 		c.release(b)
 		return
@@ -94,18 +88,18 @@ func (c *chunkHasher) add(b []byte) {
 	}
 	c.off += int64(len(b))
 	if k%2 == 0 {
-		c.held = append(c.held, heldBuffer{b: b})
+		c.held = append(c.held, b)
 		return
 	}
-	if len(c.held) == 0 || len(b) > len(c.held[0].b)-c.held[0].from {
+	from := c.heldFrom()
+	if len(c.held) == 0 || len(b) > len(c.held[0])-from {
 		panic("backupset: the buffers of two chunks do not pair")
 	}
-	e := &c.held[0]
-	c.pair.Write(e.b[e.from:e.from+len(b)], b)
-	e.from += len(b)
+	a := c.held[0]
+	c.pair.Write(a[from:from+len(b)], b)
 	c.release(b)
-	if e.from == len(e.b) {
-		c.release(e.b)
+	if from+len(b) == len(a) {
+		c.release(a)
 		c.held = c.held[1:]
 	}
 	if c.off%c.chunk == 0 {
@@ -114,6 +108,9 @@ func (c *chunkHasher) add(b []byte) {
 		c.pair.Reset()
 	}
 }
+
+// heldFrom is how much of the first held buffer is hashed.
+func (c *chunkHasher) heldFrom() int { return int(c.pair.Len() % int64(c.bufSize)) }
 
 func (c *chunkHasher) addSingle(b []byte) {
 	for len(b) > 0 {
@@ -133,14 +130,16 @@ func (c *chunkHasher) addSingle(b []byte) {
 // lower-case hex: one for a file of at most one chunk, an empty one
 // included.
 func (c *chunkHasher) end() []string {
-	if c.paired {
+	if c.pair != nil {
 		if len(c.held) > 0 || c.pair.Len() > 0 {
 			// The file ends in an even chunk (nothing of the odd one
 			// came) or in an odd chunk shorter than the even one.
 			ha, hb := c.pair.Split()
-			for _, e := range c.held {
-				ha.Write(e.b[e.from:])
-				c.release(e.b)
+			from := c.heldFrom()
+			for _, a := range c.held {
+				ha.Write(a[from:])
+				c.release(a)
+				from = 0
 			}
 			c.held = nil
 			c.sums = append(c.sums, hex.EncodeToString(ha.Sum(nil)))

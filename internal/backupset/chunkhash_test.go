@@ -36,7 +36,7 @@ func TestPipeWriterPairedChunkDigests(t *testing.T) {
 				limit += 3 * mib // a file shorter than announced
 			}
 			p := newPipeWriter(context.Background(), io.Discard, limit, chunk)
-			if paired := p.hasher.paired; paired != (chunk <= maxPairedChunk && limit > chunk) {
+			if paired := p.hasher.pair != nil; paired != (chunk <= maxPairedChunk && limit > chunk) {
 				t.Errorf("chunk %d, limit %d: paired %v", chunk, limit, paired)
 			}
 			for off := 0; off < size; {

@@ -176,10 +176,11 @@ func writeManifest(dir string, m *Manifest) ([]byte, error) {
 // hashFile returns the size and SHA-256 of the file at p, checking ctx
 // between reads.
 func hashFile(ctx context.Context, p string) (int64, string, error) {
-	return hashRange(ctx, p, 0, -1, nil)
+	read, sums, err := hashRanges(ctx, p, []int64{0}, -1, nil)
+	return read[0], sums[0], err
 }
 
-// hashBuffers holds hashRange's read buffers between calls: a verification
+// hashBuffers holds hashRanges' read buffers between calls: a verification
 // hashes a large file chunk by chunk, and zeroing new buffers for every
 // chunk cost a fifth as much as reading them.
 var hashBuffers = sync.Pool{New: func() any {
@@ -187,21 +188,15 @@ var hashBuffers = sync.Pool{New: func() any {
 	return &b
 }}
 
-// hashRange returns how many bytes it read and the SHA-256 of n bytes of
-// the file at p from offset off (of the whole file when n < 0), checking ctx
-// between reads. A file shorter than off+n gives fewer bytes, not an error.
-// hashed, when not nil, is called with the size of each block hashed.
-func hashRange(ctx context.Context, p string, off, n int64, hashed func(int64)) (int64, string, error) {
-	read, sums, err := hashRanges(ctx, p, []int64{off}, n, hashed)
-	return read[0], sums[0], err
-}
-
-// hashRanges is hashRange for one range or two of the same length n (not
-// the whole file) at offs, whose digests it computes together with
-// sha256x2: the chunks of one file, two per core. It returns what it read
-// of each range and each range's SHA-256 (empty after an error). A
-// goroutine reads ahead while the caller's goroutine hashes, so a range
-// read from the disk costs max(read, hash) rather than their sum.
+// hashRanges returns how many bytes it read and the SHA-256 of n bytes of
+// the file at p from each offset in offs, checking ctx between reads: one
+// range (the whole file when n < 0), or two of the same length, the chunks
+// of one file, whose digests it computes together with sha256x2, two per
+// core. A file shorter than off+n gives fewer bytes, not an error; after
+// an error the digests are empty. hashed, when not nil, is called with the
+// size of each block hashed. A goroutine reads ahead while the caller's
+// goroutine hashes, so a range read from the disk costs max(read, hash)
+// rather than their sum.
 func hashRanges(ctx context.Context, p string, offs []int64, n int64, hashed func(int64)) ([]int64, []string, error) {
 	read := make([]int64, len(offs))
 	sums := make([]string, len(offs))

@@ -63,7 +63,7 @@ func newPipeWriter(ctx context.Context, w io.Writer, limit, chunk int64) *pipeWr
 		done:   make(chan struct{}),
 	}
 	p.hasher = newChunkHasher(chunk, limit, size, func(b []byte) { p.free <- b[:0] })
-	n := pipeBuffers + p.hasher.heldBuffers(size)
+	n := pipeBuffers + p.hasher.heldBuffers()
 	p.free = make(chan []byte, n)
 	for range n {
 		p.free <- fsutil.AlignedBuffer(size)[:0] // aligned for direct I/O
